@@ -1,0 +1,190 @@
+"""The model folder: weights as safetensors plus a self-describing ``model.json``.
+
+Layout of a model folder::
+
+    MODEL_DIR/
+      model.json                    what is needed to predict (and the training history)
+      weights-<sha256[:16]>.safetensors
+
+``model.json`` names the weights file and its SHA-256. Saving writes the new weights file first, then
+replaces ``model.json`` atomically, then deletes weights files no longer named: the replace of
+``model.json`` is the single commit point, so a crash at any moment leaves the previous model or the
+new one, never a mix. Loading never unpickles anything: weights go through ``safetensors`` only, and
+a file that is not a valid safetensors file (a pickle payload, say) is refused.
+
+Class convention: output channel ``k`` of the network is class ``k + 1`` of a sparse label image
+(0 = unlabelled), and ``class_values[k]`` is the value written for it in predicted label images
+(``[1, 2]`` for an application project, ``[0, 255]`` for a model trained on 0/255 masks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import atomic
+from .config import ModelConfig
+from .errors import ConfigError, ModelFileError
+from .model import UNet
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "unet-studio-model"
+FORMAT_VERSION = 1
+META_NAME = "model.json"
+
+
+@dataclass
+class ModelInfo:
+    """Everything a model folder says about its model, besides the weights."""
+
+    model_config: ModelConfig
+    class_values: list[int]
+    class_names: list[str]
+    normalization: dict[str, Any] = field(
+        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
+    )
+    train_config: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float | None = None
+    created: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.model_config.n_classes
+        if len(self.class_values) != n or len(self.class_names) != n:
+            raise ConfigError(
+                f"model has {n} classes but {len(self.class_values)} class values and "
+                f"{len(self.class_names)} class names"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_config": self.model_config.to_dict(),
+            "class_values": [int(v) for v in self.class_values],
+            "class_names": list(self.class_names),
+            "normalization": self.normalization,
+            "train_config": self.train_config,
+            "history": self.history,
+            "best_score": self.best_score,
+            "created": self.created,
+            "versions": self.versions,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelInfo":
+        return cls(
+            model_config=ModelConfig.from_dict(data["model_config"]),
+            class_values=[int(v) for v in data["class_values"]],
+            class_names=[str(n) for n in data["class_names"]],
+            normalization=dict(data.get("normalization") or {}),
+            train_config=data.get("train_config"),
+            history=list(data.get("history") or []),
+            best_score=data.get("best_score"),
+            created=str(data.get("created", "")),
+            versions=dict(data.get("versions") or {}),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+def _versions() -> dict[str, str]:
+    from .. import __version__
+
+    return {"unet_studio": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save_model(folder: str | os.PathLike, model: UNet, info: ModelInfo) -> Path:
+    """Write ``model`` and ``info`` to ``folder`` (created if needed) atomically; return the folder."""
+    from safetensors.torch import save as st_save
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelFileError(f"cannot create model folder {folder}: {exc.strerror or exc}") from None
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    blob = st_save(state, metadata={"format": FORMAT_NAME})
+    digest = hashlib.sha256(blob).hexdigest()
+    weights_name = f"weights-{digest[:16]}.safetensors"
+    if not (folder / weights_name).exists():
+        atomic.write_bytes(folder / weights_name, blob)
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "weights": weights_name,
+            "weights_sha256": digest}
+    body = info.to_dict()
+    body["model_config"] = model.config.to_dict()
+    body["created"] = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    body["versions"] = {**_versions(), **info.versions}
+    meta.update(body)
+    atomic.write_text(folder / META_NAME, json.dumps(meta, indent=2))
+    for stale in folder.glob("weights-*.safetensors"):
+        if stale.name != weights_name:
+            stale.unlink(missing_ok=True)
+    return folder
+
+
+def read_model_info(folder: str | os.PathLike) -> tuple[ModelInfo, dict[str, Any]]:
+    """Read and check ``model.json``; return the info and the raw metadata (format, weights file)."""
+    folder = Path(folder)
+    meta_path = folder / META_NAME
+    if not folder.is_dir():
+        raise ModelFileError(f"{folder} is not a folder; pass the model folder written by 'unet-studio train'")
+    if not meta_path.is_file():
+        raise ModelFileError(
+            f"{folder} is not a UNet Studio model folder: {META_NAME} is missing "
+            "(train a model with 'unet-studio train' or export one from the application)"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{meta_path} is unreadable or not valid JSON ({exc}); the model folder is damaged") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{meta_path} is not a UNet Studio model description")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{folder} was written by a newer UNet Studio (model format {version}, this version reads "
+            f"up to {FORMAT_VERSION}); upgrade UNet Studio to use it"
+        )
+    try:
+        info = ModelInfo.from_dict(meta)
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelFileError(f"{meta_path} is incomplete or inconsistent: {exc}") from None
+    return info, meta
+
+
+def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNet, ModelInfo]:
+    """Load a model folder without executing any code from it; return the model (eval mode) and its info."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    folder = Path(folder)
+    info, meta = read_model_info(folder)
+    weights_name = str(meta.get("weights", ""))
+    weights_path = folder / weights_name
+    if not weights_name or "/" in weights_name or "\\" in weights_name or not weights_path.is_file():
+        raise ModelFileError(f"{folder}: the weights file {weights_name or '(none named)'} is missing")
+    blob = weights_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
+        raise ModelFileError(f"{weights_path} does not match the checksum in {META_NAME}: the file is damaged")
+    try:
+        state = st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{weights_path} is not a valid safetensors weights file ({exc})") from None
+    model = UNet.from_config(info.model_config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{weights_path} does not fit the network described in {META_NAME}: {exc}") from None
+    model.eval()
+    return model.to(device), info

@@ -1,0 +1,175 @@
+"""Frozen configuration dataclasses shared by every front end.
+
+Each config converts to and from plain JSON-able dicts (``to_dict`` / ``from_dict``); ``from_dict``
+ignores unknown keys so that a model folder written by a newer version still loads, and rejects bad
+values with :class:`~unet_studio.core.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from None
+
+
+class _JsonMixin:
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{cls.__name__}: not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class ModelConfig(_JsonMixin):
+    """Architecture of a U-Net (Ronneberger et al. 2015).
+
+    Parameters
+    ----------
+    in_channels, n_classes
+        Input image channels and output classes (logits per class).
+    base_channels
+        Width of the first level; each level down doubles it (64 -> 1024 in the paper).
+    depth
+        Number of resolution levels (5 in the paper: 4 poolings).
+    padding
+        ``"same"``: padded convolutions, output size = input size. ``"valid"``: the paper's unpadded ones.
+    norm
+        ``"none"`` (the paper), ``"batch"`` or ``"group"`` normalisation after each 3x3 convolution.
+    dropout
+        Dropout probability at the end of the contracting path (the paper used 0.5).
+    upsample
+        ``"transpose"``: 2x2 up-convolution (the paper); ``"bilinear"``: bilinear upsampling followed by
+        a 1x1 convolution that halves the channels (no checkerboard artefacts, fewer parameters).
+    """
+
+    in_channels: int = 1
+    n_classes: int = 2
+    base_channels: int = 64
+    depth: int = 5
+    padding: str = "same"
+    norm: str = "none"
+    dropout: float = 0.0
+    upsample: str = "transpose"
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1 or self.n_classes < 1:
+            raise ConfigError("in_channels and n_classes must be at least 1")
+        if self.base_channels < 1:
+            raise ConfigError("base_channels must be at least 1")
+        if not 1 <= self.depth <= 8:
+            raise ConfigError(f"depth must be between 1 and 8, got {self.depth}")
+        if self.padding not in ("same", "valid"):
+            raise ConfigError(f"padding must be 'same' or 'valid', got {self.padding!r}")
+        if self.norm not in ("none", "batch", "group"):
+            raise ConfigError(f"norm must be 'none', 'batch' or 'group', got {self.norm!r}")
+        if self.upsample not in ("transpose", "bilinear"):
+            raise ConfigError(f"upsample must be 'transpose' or 'bilinear', got {self.upsample!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JsonMixin):
+    """How to train. Owned by :mod:`unet_studio.core.training`; see its docs for each field."""
+
+    preset: str = "fast"
+    patch_size: int = 128
+    batch_size: int = 8
+    epochs: int = 50
+    steps_per_epoch: int = 50
+    time_limit_s: float | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    loss: str = "ce"  # "ce" or "dice_ce"
+    class_balance: bool = True
+    border_weight_w0: float = 10.0
+    border_weight_sigma: float = 5.0
+    use_border_weights: bool = False
+    labelled_bias: float = 0.9
+    augment: bool = True
+    elastic_sigma: float = 10.0
+    elastic_grid: int = 3
+    patience: int = 10
+    eval_every: int = 50
+    preview_every: int = 25
+    amp: bool = True
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.patch_size < 8:
+            raise ConfigError(f"patch_size must be at least 8, got {self.patch_size}")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.loss not in ("ce", "dice_ce"):
+            raise ConfigError(f"loss must be 'ce' or 'dice_ce', got {self.loss!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class InferConfig(_JsonMixin):
+    """How to predict. Owned by :mod:`unet_studio.core.inference`.
+
+    ``tile_size`` of ``None`` lets the inference module choose from the memory available.
+    ``thresholds``: optional per-class probability thresholds (empty: plain argmax).
+    """
+
+    tile_size: int | None = None
+    overlap: float = 0.25
+    batch_size: int | None = None
+    device: str = "auto"
+    blend: str = "cosine"
+    amp: bool = True
+    thresholds: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.overlap < 1.0:
+            raise ConfigError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.tile_size is not None and self.tile_size < 8:
+            raise ConfigError(f"tile_size must be at least 8, got {self.tile_size}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
