@@ -1,0 +1,260 @@
+"""TrainingPanel and OverlayPanel: controls emit the right values, progress and curves update."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from unet_studio.gui.panels.overlay_panel import OverlayPanel
+from unet_studio.gui.panels.training_panel import TrainingPanel, format_duration
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+
+
+def progress(step, total=100, **fields):
+    base = dict(step=step, total_steps=total, epoch=1, loss=1.0 / (step + 1), eta_s=75.0, val=None,
+                done=False)
+    base.update(fields)
+    return SimpleNamespace(**base)
+
+
+@pytest.fixture
+def training_panel(qtbot):
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    return panel
+
+
+@pytest.fixture
+def overlay_panel(qtbot):
+    panel = OverlayPanel()
+    qtbot.addWidget(panel)
+    panel.set_classes(["membrane", "interior", "nucleus"], ["#ff0000", (0, 255, 0), None])
+    return panel
+
+
+# ---------------------------------------------------------------------- TrainingPanel
+
+
+def test_train_click_emits_settings_from_the_widgets(qtbot, training_panel):
+    panel = training_panel
+    panel.preset_combo.setCurrentText("classic")
+    panel.minutes_spin.setValue(2)
+    panel.seconds_spin.setValue(30)
+    panel.epochs_spin.setValue(7)
+    panel.continue_check.setChecked(True)
+    with qtbot.waitSignal(panel.start_requested, timeout=1000) as blocker:
+        qtbot.mouseClick(panel.train_button, LEFT)
+    assert blocker.args == [
+        {"preset": "classic", "time_limit_s": 150.0, "epochs": 7, "continue_training": True}
+    ]
+
+
+def test_zero_time_limit_means_none(qtbot, training_panel):
+    training_panel.minutes_spin.setValue(0)
+    training_panel.seconds_spin.setValue(0)
+    assert training_panel.settings()["time_limit_s"] is None
+    training_panel.set_settings(
+        {"preset": "fast", "time_limit_s": 61, "epochs": 3, "continue_training": False}
+    )
+    assert training_panel.settings() == {
+        "preset": "fast",
+        "time_limit_s": 61.0,
+        "epochs": 3,
+        "continue_training": False,
+    }
+
+
+def test_set_running_toggles_button_and_stop_emits(qtbot, training_panel):
+    panel = training_panel
+    panel.set_running(True)
+    assert panel.train_button.text() == "Stop" and panel.train_button.isEnabled()
+    assert not panel.preset_combo.isEnabled() and not panel.epochs_spin.isEnabled()
+    with qtbot.assertNotEmitted(panel.start_requested):
+        with qtbot.waitSignal(panel.stop_requested, timeout=1000):
+            qtbot.mouseClick(panel.train_button, LEFT)
+    assert not panel.train_button.isEnabled()  # stopping: no double clicks
+    panel.set_running(False)
+    assert panel.train_button.text() == "Train" and panel.train_button.isEnabled()
+    assert panel.preset_combo.isEnabled() and panel.continue_check.isEnabled()
+
+
+def test_show_progress_updates_bar_text_and_loss_curve(training_panel):
+    panel = training_panel
+    for step in (10, 20, 30):
+        panel.show_progress(progress(step, eta_s=125.0))
+    assert panel.progress_bar.maximum() == 100
+    assert panel.progress_bar.value() == 30
+    assert panel.progress_bar.text() == "step 30/100 · ETA 2:05"
+    xs, ys = panel.loss_curve.getData()
+    np.testing.assert_array_equal(xs, [10, 20, 30])
+    np.testing.assert_allclose(ys, [1 / 11, 1 / 21, 1 / 31])
+    panel.show_progress(progress(30))  # the same step again (e.g. a validation item) adds no point
+    assert len(panel.loss_curve.getData()[0]) == 3
+    panel.show_progress(progress(40, loss=float("nan")))  # a NaN loss is not plotted
+    assert len(panel.loss_curve.getData()[0]) == 3
+
+
+def test_show_progress_validation_curves_and_text(training_panel):
+    panel = training_panel
+    val = {"mean_f1": 0.8, "mean_iou": 0.7, "loss": 0.25, "f1": [0.8], "iou": [0.7]}
+    panel.show_progress(progress(50, val=val, best_score=0.8))
+    panel.show_progress(progress(100, val={"mean_f1": 0.9, "mean_iou": 0.85}, best_score=0.9))
+    xs, ys = panel.f1_curve.getData()
+    np.testing.assert_array_equal(xs, [50, 100])
+    np.testing.assert_allclose(ys, [0.8, 0.9])
+    np.testing.assert_allclose(panel.iou_curve.getData()[1], [0.7, 0.85])
+    assert "F1 0.900" in panel.validation_label.text() and "IoU 0.850" in panel.validation_label.text()
+    assert "best 0.900" in panel.validation_label.text()
+
+
+def test_show_progress_done_and_partial_objects(training_panel):
+    panel = training_panel
+    panel.show_progress(SimpleNamespace(step=3))  # fields missing: defaults, no crash
+    assert panel.progress_bar.text() == "step 3/? · ETA -:--"
+    panel.show_progress(progress(60, done=True, stop_reason="stopped by user", model_dir="/tmp/m"))
+    assert "stopped by user" in panel.status_label.text()
+    assert panel.progress_bar.text() == "step 60/100 · ETA -:--"
+
+
+def test_device_error_and_reset(training_panel):
+    panel = training_panel
+    panel.set_device_text("CPU (2 threads)")
+    assert panel.device_label.text() == "Device: CPU (2 threads)"
+    panel.show_progress(progress(10, val={"mean_f1": 0.5, "mean_iou": 0.4}))
+    panel.show_error("loss became NaN at step 12")
+    assert not panel.error_label.isHidden()
+    assert panel.error_label.text() == "loss became NaN at step 12"
+    panel.reset()
+    assert panel.error_label.isHidden()
+    assert panel.progress_bar.value() == 0
+    xs, _ = panel.loss_curve.getData()
+    assert xs is None or len(xs) == 0
+    assert panel.validation_label.text() == "Validation: -"
+
+
+def test_format_duration():
+    assert format_duration(0) == "0:00"
+    assert format_duration(65.4) == "1:05"
+    assert format_duration(3725) == "1:02:05"
+    assert format_duration(None) == "-:--"
+    assert format_duration(float("inf")) == "-:--"
+
+
+# ---------------------------------------------------------------------- OverlayPanel
+
+
+def test_set_classes_fills_the_combo(overlay_panel):
+    panel = overlay_panel
+    assert [panel.class_combo.itemText(i) for i in range(panel.class_combo.count())] == [
+        "membrane",
+        "interior",
+        "nucleus",
+    ]
+    assert not panel.class_combo.itemIcon(0).isNull() and panel.class_combo.itemIcon(2).isNull()
+    assert panel.thresholds() == [0.5, 0.5, 0.5]
+    panel.class_combo.setCurrentIndex(2)
+    panel.set_classes(["a", "b"], ["#112233", "#445566"])
+    assert panel.class_combo.count() == 2 and panel.prediction_class() == 1
+    assert panel.thresholds() == [0.5, 0.5]
+
+
+def test_label_controls_emit(qtbot, overlay_panel):
+    panel = overlay_panel
+    with qtbot.waitSignal(panel.label_opacity_changed, timeout=1000) as blocker:
+        panel.label_opacity_slider.setValue(80)
+    assert blocker.args == [pytest.approx(0.8)]
+    with qtbot.waitSignal(panel.labels_visible_changed, timeout=1000) as blocker:
+        panel.labels_visible_check.click()
+    assert blocker.args == [False]
+
+
+def test_prediction_controls_emit(qtbot, overlay_panel):
+    panel = overlay_panel
+    with qtbot.waitSignal(panel.prediction_mode_changed, timeout=1000) as blocker:
+        panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("probability"))
+    assert blocker.args == ["probability"]
+    with qtbot.waitSignal(panel.prediction_mode_changed, timeout=1000) as blocker:
+        panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("argmax"))
+    assert blocker.args == ["argmax"]
+    with qtbot.waitSignal(panel.prediction_class_changed, timeout=1000) as blocker:
+        panel.class_combo.setCurrentIndex(1)
+    assert blocker.args == [1]
+    with qtbot.waitSignal(panel.prediction_opacity_changed, timeout=1000) as blocker:
+        panel.prediction_opacity_slider.setValue(25)
+    assert blocker.args == [pytest.approx(0.25)]
+
+
+def test_threshold_is_per_class(qtbot, overlay_panel):
+    panel = overlay_panel
+    panel.class_combo.setCurrentIndex(1)
+    with qtbot.waitSignal(panel.threshold_changed, timeout=1000) as blocker:
+        panel.threshold_slider.setValue(70)
+    assert blocker.args == [1, pytest.approx(0.7)]
+    assert panel.threshold_label.text() == "0.70"
+    with qtbot.assertNotEmitted(panel.threshold_changed):
+        panel.class_combo.setCurrentIndex(0)  # the slider shows class 0's threshold, silently
+    assert panel.threshold_slider.value() == 50
+    panel.class_combo.setCurrentIndex(1)
+    assert panel.threshold_slider.value() == 70
+    assert panel.thresholds() == [0.5, pytest.approx(0.7), 0.5]
+
+
+def test_buttons_emit_and_busy_state(qtbot, overlay_panel):
+    panel = overlay_panel
+    with qtbot.waitSignal(panel.accept_requested, timeout=1000):
+        qtbot.mouseClick(panel.accept_button, LEFT)
+    assert not panel.cancel_button.isEnabled()
+    with qtbot.waitSignal(panel.predict_all_requested, timeout=1000):
+        qtbot.mouseClick(panel.predict_all_button, LEFT)
+    panel.set_busy(True)
+    assert not panel.predict_all_button.isEnabled() and panel.cancel_button.isEnabled()
+    panel.set_progress(3, 8)
+    assert (panel.progress_bar.value(), panel.progress_bar.maximum()) == (3, 8)
+    with qtbot.waitSignal(panel.cancel_requested, timeout=1000):
+        qtbot.mouseClick(panel.cancel_button, LEFT)
+    panel.set_busy(False)
+    assert panel.predict_all_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_state_round_trip_emits_nothing(qtbot, overlay_panel):
+    panel = overlay_panel
+    state = {
+        "labels_visible": False,
+        "label_opacity": 0.3,
+        "prediction_mode": "argmax",
+        "prediction_class": 2,
+        "prediction_opacity": 0.9,
+        "thresholds": [0.1, 0.2, 0.35],
+    }
+    emitted = []
+    for signal in (
+        panel.label_opacity_changed,
+        panel.labels_visible_changed,
+        panel.prediction_mode_changed,
+        panel.prediction_class_changed,
+        panel.prediction_opacity_changed,
+        panel.threshold_changed,
+    ):
+        signal.connect(lambda *args: emitted.append(args))
+    panel.set_state(state)
+    assert emitted == []
+    assert panel.state() == state
+    assert panel.threshold_slider.value() == 35
+
+
+def test_show_progress_takes_the_real_train_progress(training_panel):
+    training = pytest.importorskip("unet_studio.core.training")
+    item = training.TrainProgress(
+        step=5, total_steps=40, epoch=1, loss=0.7, lr=1e-3, samples_per_s=12.0, elapsed_s=3.0, eta_s=24.0,
+        val={"mean_f1": 0.6, "mean_iou": 0.45, "loss": 0.5, "f1": [0.6], "iou": [0.45]}, best_score=0.6,
+        device="cpu",
+    )
+    training_panel.show_progress(item)
+    assert training_panel.progress_bar.text() == "step 5/40 · ETA 0:24"
+    np.testing.assert_allclose(training_panel.loss_curve.getData()[1], [0.7])
+    np.testing.assert_allclose(training_panel.f1_curve.getData()[1], [0.6])
+    assert "12.0 samples/s" in training_panel.status_label.text()
