@@ -126,19 +126,6 @@ def test_error_while_creating_the_generator_is_reported(qtbot, make_worker):
         worker.start()
 
 
-def test_logging_in_the_worker_thread_leaves_no_thread_behind(qtbot, make_worker):
-    import logging
-
-    def chatty():
-        logging.getLogger("unet_studio.test").warning("from the worker thread")
-        yield 1
-
-    worker = make_worker(chatty)
-    with qtbot.waitSignal(worker.finished, timeout=5000):
-        worker.start()
-    assert all(not isinstance(t, threading._DummyThread) for t in threading.enumerate())
-
-
 def test_worker_runs_only_once_and_wait_before_start(qtbot, make_worker):
     worker = make_worker(lambda: iter(()))
     assert worker.wait(10)

@@ -55,7 +55,6 @@ class _GeneratorRunner(QtCore.QObject):
             self.errored.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
             self._close(generator)
-            _forget_dummy_thread()
             self.done.emit()
 
     def _close(self, generator) -> None:
@@ -67,17 +66,6 @@ class _GeneratorRunner(QtCore.QObject):
             close()
         except Exception as exc:  # noqa: BLE001 - a failing cleanup must not hide the run's outcome
             self.errored.emit(f"while stopping: {type(exc).__name__}: {exc}", traceback.format_exc())
-
-
-def _forget_dummy_thread() -> None:
-    """Drop the ``threading._DummyThread`` that Python registers when code in a QThread asks for
-    ``threading.current_thread()`` (``logging`` does): Python < 3.12 never removes it, so it would look
-    like a thread left running to anyone who lists ``threading.enumerate()``.
-    """
-    ident = threading.get_ident()
-    active = getattr(threading, "_active", None)
-    if active is not None and isinstance(active.get(ident), threading._DummyThread):
-        active.pop(ident, None)
 
 
 class GeneratorWorker(QtCore.QObject):
