@@ -145,5 +145,5 @@ def test_tiny_unet_overfits_a_real_isbi_crop(data_dir):
         first_loss = first_loss if first_loss is not None else loss.item()
     with torch.no_grad():
         accuracy = float((net(x).argmax(1) == target).float().mean())
-    assert float(loss) < 0.2 * first_loss
+    assert loss.item() < 0.2 * first_loss
     assert accuracy > 0.97

@@ -30,6 +30,7 @@ class ProgressBar:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
         self._line = ""
+        self._printed = ""
 
     def update(self, done: float, total: float | None, text: str = "", force: bool = False) -> None:
         fraction = min(1.0, done / total) if total else 0.0
@@ -45,6 +46,7 @@ class ProgressBar:
             self.stream.write(self._line + "\n")
             self.stream.flush()
             self._last = now
+            self._printed = self._line
 
     def message(self, text: str) -> None:
         """Print a line above the bar."""
@@ -57,6 +59,6 @@ class ProgressBar:
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
-        elif self._line:
+        elif self._line and self._line != self._printed:
             self.stream.write(self._line + "\n")
         self.stream.flush()

@@ -17,6 +17,16 @@ from pathlib import Path
 from .errors import ImageWriteError
 
 
+def _read_umask() -> int:
+    # Read once at import: os.umask can only be read by setting it, which is not thread-safe later.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def _explain(exc: OSError, path: Path) -> str:
     if exc.errno == errno.ENOSPC:
         return f"cannot write {path}: the disk is full; free some space and save again"
@@ -44,6 +54,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise ImageWriteError(_explain(exc, target)) from None
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file owner-only (0600); give it the permissions a plain open() would.
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:

@@ -119,16 +119,20 @@ class TrainConfig(_JsonMixin):
     time_limit_s: float | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" (warm-up, then cosine decay to 1%) or "constant"
+    warmup_steps: int = 20
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
     loss: str = "ce"  # "ce" or "dice_ce"
     class_balance: bool = True
+    class_balance_power: float = 0.5  # 1: inverse class frequency (the paper's w_c), 0.5: softer
     border_weight_w0: float = 10.0
     border_weight_sigma: float = 5.0
     use_border_weights: bool = False
     labelled_bias: float = 0.9
     augment: bool = True
+    intensity_augment: bool = True  # brightness, contrast, gamma, noise (geometric ones follow `augment`)
     elastic_sigma: float = 10.0
     elastic_grid: int = 3
     patience: int = 10
@@ -144,6 +148,12 @@ class TrainConfig(_JsonMixin):
             raise ConfigError("batch_size must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.epochs < 1 or self.steps_per_epoch < 1 or self.eval_every < 1 or self.patience < 1:
+            raise ConfigError("epochs, steps_per_epoch, eval_every and patience must be at least 1")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
         if self.loss not in ("ce", "dice_ce"):
             raise ConfigError(f"loss must be 'ce' or 'dice_ce', got {self.loss!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
@@ -152,24 +162,58 @@ class TrainConfig(_JsonMixin):
 
 @dataclass(frozen=True)
 class InferConfig(_JsonMixin):
-    """How to predict. Owned by :mod:`unet_studio.core.inference`.
+    """How to predict. Owned by :mod:`unet_studio.core.inference` (see its module docs for the tiling).
 
-    ``tile_size`` of ``None`` lets the inference module choose from the memory available.
-    ``thresholds``: optional per-class probability thresholds (empty: plain argmax).
+    tile_size
+        Largest tile side in pixels (rounded down to a size the network accepts); ``None`` chooses from
+        the memory available.
+    overlap
+        Fraction of each tile's kept output shared with its neighbour and blended (same-mode networks;
+        valid-mode tiles are exact and laid edge to edge). ``None``: 0.125 where tiles can differ (group
+        normalisation, a reduced ``context``), none where they are exact.
+    context
+        Pixels of each same-mode tile's output discarded at its edges; ``None``: the network's
+        receptive-field radius, which makes tiled output equal to a whole-image pass. Smaller is faster and
+        relies on the blending to hide seams.
+    batch_size
+        Tiles per forward pass; ``None`` chooses from the memory available.
+    device
+        ``auto`` uses the device the model is on; ``cpu``, ``cuda``, ``cuda:N``, ``mps`` move a copy there.
+    blend
+        ``cosine`` ramps over the overlaps, ``gaussian`` weights centred on each tile, ``uniform`` plain mean.
+    amp
+        Mixed precision where the device gains from it (CUDA, MPS).
+    thresholds
+        Optional per-class probability thresholds (empty: plain argmax); see
+        :func:`~unet_studio.core.inference.probabilities_to_labels`.
+    memory_limit_mb
+        Memory the automatic tile and batch choice may plan for (``None``: from the free memory).
     """
 
     tile_size: int | None = None
-    overlap: float = 0.25
+    overlap: float | None = None
+    context: int | None = None
     batch_size: int | None = None
     device: str = "auto"
     blend: str = "cosine"
     amp: bool = True
     thresholds: tuple[float, ...] = field(default_factory=tuple)
+    memory_limit_mb: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.overlap < 1.0:
+        if self.overlap is not None and not 0.0 <= self.overlap < 1.0:
             raise ConfigError(f"overlap must be in [0, 1), got {self.overlap}")
         if self.tile_size is not None and self.tile_size < 8:
             raise ConfigError(f"tile_size must be at least 8, got {self.tile_size}")
+        if self.context is not None and self.context < 0:
+            raise ConfigError(f"context must be at least 0, got {self.context}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.blend not in ("cosine", "gaussian", "uniform"):
+            raise ConfigError(f"blend must be 'cosine', 'gaussian' or 'uniform', got {self.blend!r}")
+        if any(not 0.0 <= float(t) <= 1.0 for t in self.thresholds):
+            raise ConfigError(f"thresholds must lie in [0, 1], got {self.thresholds}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
+            raise ConfigError(f"memory_limit_mb must be positive, got {self.memory_limit_mb}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")

@@ -61,7 +61,8 @@ def describe_device(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(index)} (CUDA)"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:

@@ -32,3 +32,7 @@ class DataError(UNetStudioError):
 
 class TrainingError(UNetStudioError):
     """Training failed in a way the person should hear about (NaN loss, out of memory, ...)."""
+
+
+class InferenceError(UNetStudioError):
+    """Prediction cannot run: the image does not fit the model, or memory runs out even for the smallest tile."""

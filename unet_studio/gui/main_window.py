@@ -1,34 +1,296 @@
-"""Minimal main window (placeholder until the application issue lands): shows one image."""
+"""The main window: layout and wiring only (state in Session, behaviour in the controllers and panels)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..core import io
 from ..core.errors import UNetStudioError
+from .canvas import ImageCanvas
+from .panels.classes_panel import ClassesPanel
+from .panels.display_panel import DisplayPanel
+from .panels.images_panel import ImagesPanel
+from .panels.overlay_panel import OverlayPanel
+from .panels.tool_bar import PaintToolBar
+from .panels.training_panel import TrainingPanel
+from .prediction_controller import PredictionController
+from .project_actions import ProjectActions
+from .session import Session
+from .tools import PaintTools
+from .training_controller import TrainingController
+from .view_binder import ViewBinder
+from .warmup import WarmUp
+
+log = logging.getLogger(__name__)
+Button = QtWidgets.QMessageBox.StandardButton
+
+
+def _scrolling(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    area = QtWidgets.QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    # As wide as the panels need, plus room for a vertical scroll bar on small screens.
+    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
+    return area
+
+
+def _group(title: str, widget: QtWidgets.QWidget) -> QtWidgets.QGroupBox:
+    box = QtWidgets.QGroupBox(title)
+    layout = QtWidgets.QVBoxLayout(box)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(widget)
+    return box
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self) -> None:
+    def __init__(self, session: Session | None = None) -> None:
         super().__init__()
         self.setWindowTitle("UNet Studio")
-        self.resize(900, 700)
-        self.view = pg.ImageView()
-        self.setCentralWidget(self.view)
+        self.resize(1400, 880)
+        self.setAcceptDrops(True)
+        self.session = session or Session(self)
+        self.last_error: tuple[str, str] | None = None
+        self._boxes: list[QtWidgets.QMessageBox] = []
+
+        self.canvas = ImageCanvas()
+        self.tools = PaintTools(self.session, self.canvas, self)
+        self.tool_bar = PaintToolBar(self.tools, self)
+        self.images_panel = ImagesPanel(self.session)
+        self.classes_panel = ClassesPanel(self.session)
+        self.display_panel = DisplayPanel()
+        self.overlay_panel = OverlayPanel()
+        self.training_panel = TrainingPanel()
+        self.overlay_panel.set_state({"prediction_mode": "probability"})
+        self.binder = ViewBinder(self.session, self.canvas, self.display_panel, self.overlay_panel, self)
+        self.training = TrainingController(self.session, self)
+        self.prediction = PredictionController(self.session, self)
+        self.actions = ProjectActions(self.session, self.training, self.prediction, self.overlay_panel, self, self)
+        self.warm_up = WarmUp(self)
+        self.cursor_label = QtWidgets.QLabel()
+        self._layout()
+        self._menus()
+        self._wire()
+        self._update_title()
+
+    # ------------------------------------------------------------------ layout
+
+    def _layout(self) -> None:
+        self.setCentralWidget(self.canvas)
+        self.addToolBar(self.tool_bar)
+        left = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(left)
+        for title, widget in (("Images", self.images_panel), ("Classes", self.classes_panel),
+                              ("Display", self.display_panel)):
+            column.addWidget(_group(title, widget))
+        column.addWidget(self.overlay_panel)
+        column.addStretch(1)
+        # Long unbreakable texts (a model folder path) must not widen the dock beyond the screen.
+        panel = self.training_panel
+        for label in (panel.status_label, panel.error_label, panel.validation_label, panel.device_label):
+            label.setWordWrap(True)
+            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        docks: list[QtWidgets.QDockWidget] = []
+        right = QtWidgets.QWidget()
+        QtWidgets.QVBoxLayout(right).addWidget(_group("Training", self.training_panel))
+        for title, widget, area in (("Project", left, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
+                                    ("Train", right, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)):
+            dock = QtWidgets.QDockWidget(title, self)
+            dock.setObjectName(f"dock_{title}")
+            dock.setWidget(_scrolling(widget))
+            dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+                             | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            self.addDockWidget(area, dock)
+            docks.append(dock)
+        self.resizeDocks(docks, [dock.minimumSizeHint().width() for dock in docks], QtCore.Qt.Orientation.Horizontal)
+        self.statusBar().addPermanentWidget(self.cursor_label)
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None) -> QtGui.QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _=False: self._guarded(slot))
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        return action
+
+    def _menus(self) -> None:
+        keys = QtGui.QKeySequence.StandardKey
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&New Project...", self.actions.new_project_dialog)
+        self._action(file_menu, "&Open Project...", self.actions.open_project_dialog, keys.Open)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(lambda: self.actions.fill_recent(self.recent_menu))
+        self._action(file_menu, "&Add Images...", self.actions.add_images_dialog, "Ctrl+I")
+        self._action(file_menu, "&Save Project", self.session.save_now, keys.Save)
+        self._action(file_menu, "Save Project &As...", self.actions.save_as_dialog, keys.SaveAs)
+        self._action(file_menu, "&Export...", self.actions.export_dialog, "Ctrl+E")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, keys.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action(edit, "&Undo", self.session.undo, keys.Undo)
+        self.redo_action = self._action(edit, "&Redo", self.session.redo, "Ctrl+Shift+Z")
+        self.redo_action.setShortcuts([QtGui.QKeySequence("Ctrl+Shift+Z"), QtGui.QKeySequence("Ctrl+Y")])
+        select = edit.addMenu("Select &class")
+        for index in range(9):
+            self._action(select, f"Class {index + 1}", lambda i=index: self.session.set_active_class(i),
+                         str(index + 1))
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "&Next slice", lambda: self.session.set_current_slice(self.session.current_slice + 1),
+                     "Right").setShortcuts([QtGui.QKeySequence("Right"), QtGui.QKeySequence("PgDown")])
+        self._action(view, "&Previous slice", lambda: self.session.set_current_slice(self.session.current_slice - 1),
+                     "Left").setShortcuts([QtGui.QKeySequence("Left"), QtGui.QKeySequence("PgUp")])
+        self._action(view, "&Reset zoom", lambda: self.canvas.set_raw(self.canvas._raw, reset_view=True), "Home")
+        predict = self.menuBar().addMenu("&Predict")
+        self._action(predict, "Predict current &slice", lambda: self.prediction.predict("slice"), "Ctrl+P")
+        self._action(predict, "Predict current &image", lambda: self.prediction.predict("image"))
+        self._action(predict, "Predict &all images", lambda: self.prediction.predict("all"))
+        self._action(predict, "&Cancel prediction", self.prediction.cancel)
+        self._action(predict, "Accept prediction of this slice", self.accept_prediction, "Ctrl+Return")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Shortcuts", self.show_shortcuts, keys.HelpContents)
+
+    def _wire(self) -> None:
+        session = self.session
+        session.error.connect(self.show_error)
+        session.project_changed.connect(self._update_title)
+        session.project_changed.connect(self._restore_settings)
+        session.about_to_save.connect(self._store_settings)
+        session.dirty_changed.connect(lambda _: self._update_title())
+        session.saved.connect(lambda where: self.statusBar().showMessage(f"Saved to {where}", 3000))
+        session.model_changed.connect(
+            lambda: self.training_panel.set_continue_available(session.model_dir is not None))
+        self.binder.cursor_text.connect(self.cursor_label.setText)
+        self.canvas.files_dropped.connect(self.actions.open_paths)
+        self.images_panel.add_requested.connect(lambda: self._guarded(self.actions.add_images_dialog))
+        self.images_panel.remove_requested.connect(lambda i: self._guarded(lambda: session.remove_image(i)))
+        self.classes_panel.delete_requested.connect(self._confirm_delete_class)
+        self.training_panel.start_requested.connect(lambda options: self._guarded(lambda: self.training.start(options)))
+        self.training_panel.stop_requested.connect(self.training.stop)
+        self.training.started.connect(lambda: (self.training_panel.reset(), self.training_panel.set_running(True)))
+        self.training.progressed.connect(self._on_training_progress)
+        self.training.failed.connect(self._on_training_failed)
+        self.training.finished.connect(lambda _: self.training_panel.set_running(False))
+        self.overlay_panel.accept_requested.connect(lambda: self._guarded(self.accept_prediction))
+        self.overlay_panel.predict_all_requested.connect(lambda: self._guarded(lambda: self.prediction.predict("all")))
+        self.overlay_panel.cancel_requested.connect(self.prediction.cancel)
+        self.prediction.busy_changed.connect(self.overlay_panel.set_busy)
+        self.prediction.progressed.connect(self.overlay_panel.set_progress)
+        self.prediction.failed.connect(lambda message, details: self.show_error("Prediction failed", message, details))
+        self.prediction.finished.connect(lambda text: self.statusBar().showMessage(text.capitalize(), 5000))
+        self.training_panel.set_continue_available(session.model_dir is not None)
+
+    def _store_settings(self) -> None:
+        self.session.project.settings.update({
+            "training": self.training_panel.settings(), "overlay": self.overlay_panel.state(),
+            "brush_size": self.tools.brush_size, "contrast_percentiles": list(self.canvas.percentiles)})
+
+    def _restore_settings(self) -> None:
+        settings = self.session.project.settings
+        self.training_panel.set_settings(settings.get("training", {}))
+        if "overlay" in settings:
+            self.overlay_panel.set_state(settings["overlay"])
+            self.binder.sync_from_overlay()
+        if "brush_size" in settings:
+            self.tools.set_brush_size(int(settings["brush_size"]))
+        low, high = settings.get("contrast_percentiles", (1.0, 99.8))
+        self.display_panel.set_percentiles(low, high)
+        self.canvas.set_percentiles(low, high)
+
+    def _update_title(self) -> None:
+        folder = self.session.folder
+        name = "untitled project" if self.session.is_untitled else (folder.name if folder else "")
+        self.setWindowTitle(f"UNet Studio - {name}{' *' if self.session.is_dirty else ''}")
+
+    # ------------------------------------------------------------------ messages (tests replace these)
+
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        """Tell the person what went wrong, without blocking: status bar + a non-modal message box."""
+        self.last_error = (title, message)
+        log.warning("%s: %s", title, message)
+        self.statusBar().showMessage(f"{title}: {message.splitlines()[0] if message else ''}", 10000)
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        if details:
+            box.setDetailedText(details)
+        box.setModal(False)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _=0, b=box: self._boxes.remove(b) if b in self._boxes else None)
+        self._boxes.append(box)
+        box.show()
+
+    def ask(self, title: str, text: str, buttons, default) -> Button:
+        return QtWidgets.QMessageBox.question(self, title, text, buttons, default)
+
+    def choose_folder(self, title: str) -> Path | None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, title, str(Path.home()))
+        return Path(folder) if folder else None
+
+    def _guarded(self, action) -> None:
+        try:
+            action()
+        except UNetStudioError as exc:
+            self.show_error("Cannot do that", str(exc))
+        except OSError as exc:
+            self.show_error("File problem", str(exc))
+
+    # ------------------------------------------------------------------ files and projects
 
     def open_image(self, path: Path) -> None:
-        try:
-            stack = io.read_image(path)
-            data = stack.get_slice(0)
-        except UNetStudioError as exc:
-            QtWidgets.QMessageBox.warning(self, "Cannot open image", str(exc))
-            return
-        self.view.setImage(np.asarray(data[0], dtype=np.float32).T)
-        self.setWindowTitle(f"UNet Studio - {path.name}")
+        self.actions.open_image(path)
 
-    def open_project(self, folder: Path) -> None:
-        self.statusBar().showMessage(f"projects are not supported yet: {folder}")
+    def open_project(self, folder: Path) -> bool:
+        return self.actions.open_project(folder)
+
+    def accept_prediction(self) -> None:
+        if self.session.accept_prediction(self.overlay_panel.thresholds()) is None and self.session.probabilities() is None:
+            raise UNetStudioError("there is no prediction for this slice yet: train or predict first")
+
+    def _confirm_delete_class(self, index: int) -> None:
+        if not 0 <= index < len(self.session.classes):
+            return
+        name = self.session.classes[index].name
+        if self.ask("Delete class", f"Delete the class '{name}'? Its painted pixels become unlabelled.",
+                    Button.Yes | Button.Cancel, Button.Cancel) == Button.Yes:
+            self._guarded(lambda: self.classes_panel.delete_class(index))
+
+    def show_shortcuts(self) -> None:
+        text = ("Left drag: paint with the tool · middle drag, or Space/Ctrl + left drag: pan · wheel: zoom\n"
+                "B brush · E eraser · F fill · L pick class · [ ] brush size · 1-9 class\n"
+                "Ctrl+Z undo · Ctrl+Shift+Z redo · Ctrl+P predict slice · Ctrl+Return accept prediction")
+        QtWidgets.QMessageBox.information(self, "Shortcuts", text)
+
+    def preload_compute_modules(self, delay_ms: int = 1000) -> None:
+        """Warm PyTorch up in the background soon after start (see :mod:`.warmup`)."""
+        self.warm_up.start(delay_ms)
+
+    # ------------------------------------------------------------------ training feedback
+
+    def _on_training_progress(self, progress) -> None:
+        self.training_panel.show_progress(progress)
+        if getattr(progress, "device", ""):
+            self.training_panel.set_device_text(progress.device)
+
+    def _on_training_failed(self, message: str, details: str) -> None:
+        self.training_panel.show_error(message)
+        self.show_error("Training failed", message, details)
+
+    # ------------------------------------------------------------------ Qt events
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        self.actions.open_paths([url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()])
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if not self.actions.release_project():
+            event.ignore()
+            return
+        self.session.close()
+        self.warm_up.join()
+        for box in list(self._boxes):
+            box.close()
+        event.accept()

@@ -1,0 +1,199 @@
+"""The training generator: learning, reproducibility, stopping, resuming, NaN, previews, early stopping."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from unet_studio.core import training
+from unet_studio.core.checkpoint import load_model
+from unet_studio.core.config import ModelConfig, TrainConfig
+from unet_studio.core.data import TrainingSet
+from unet_studio.core.presets import preset_configs
+from unet_studio.core.training import TrainProgress, scores_from_confusion, train
+
+TINY = ModelConfig(base_channels=4, depth=3, norm="batch")
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """train() sets the process's CPU threads; give the next tests what they had."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _config(**changes) -> TrainConfig:
+    # One thread: tiny models gain nothing from more, and stay fast on a busy shared machine.
+    base = dict(patch_size=32, batch_size=4, epochs=1, steps_per_epoch=12, eval_every=4, preview_every=4,
+                val_fraction=0.25, seed=0, device="cpu", learning_rate=3e-3, warmup_steps=2, num_threads=1)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _dataset(n: int = 4, size: int = 48, sparse: bool = False, seed: int = 0) -> TrainingSet:
+    """Bright blobs on a dark noisy background; class 2 = blob. Sparse: only a few strokes labelled."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    rows, cols = np.indices((size, size))
+    for _ in range(n):
+        mask = np.zeros((size, size), bool)
+        for _ in range(4):
+            r, c = rng.integers(6, size - 6, 2)
+            mask |= (rows - r) ** 2 + (cols - c) ** 2 < rng.integers(9, 40)
+        image = (mask * 0.8 + rng.normal(0, 0.15, mask.shape)).astype(np.float32)
+        label = np.where(mask, 2, 1).astype(np.int64)
+        if sparse:
+            keep = np.zeros_like(mask)
+            keep[::7, :] = True
+            label = np.where(keep, label, 0)
+        images.append(image[None])
+        labels.append(label)
+    return TrainingSet(images, labels, 2)
+
+
+def _run(dataset, config, out_dir=None, model_config=TINY, **kwargs) -> list[TrainProgress]:
+    return list(train(dataset, model_config, config, out_dir=out_dir, **kwargs))
+
+
+def test_training_learns_and_writes_a_self_describing_model(tmp_path):
+    dataset = _dataset()
+    reports = _run(dataset, _config(steps_per_epoch=60, eval_every=15, learning_rate=1e-2), tmp_path / "m",
+                   class_values=[0, 255], class_names=["background", "blob"])
+    final = reports[-1]
+    assert final.done and final.stop_reason == "finished" and final.model_dir == tmp_path / "m"
+    assert [r.step for r in reports[:-1]] == list(range(1, 61))
+    vals = [r.val for r in reports if r.val is not None]
+    assert len(vals) == 4 and len(vals[-1]["f1"]) == 2 and len(vals[-1]["iou"]) == 2
+    assert final.best_score > 0.85, vals  # an easy task: bright blobs
+    assert reports[-2].loss < reports[0].loss
+    assert all(r.samples_per_s >= 0 and r.elapsed_s >= 0 for r in reports)
+    model, info = load_model(tmp_path / "m")
+    assert info.class_values == [0, 255] and info.class_names == ["background", "blob"]
+    assert info.best_score == pytest.approx(final.best_score)
+    assert len(info.history) == 4 and info.history[-1]["step"] == 60
+    assert info.train_config["patch_size"] == 32 and info.model_config.base_channels == 4
+
+
+def test_sparse_strokes_train_on_strokes_only():
+    dataset = _dataset(sparse=True)
+    reports = _run(dataset, _config(steps_per_epoch=40, eval_every=20))
+    assert reports[-1].best_score > 0.8
+
+
+def test_two_runs_with_one_seed_give_the_same_weights(tmp_path):
+    config = _config(steps_per_epoch=6, eval_every=3)
+    _run(_dataset(), config, tmp_path / "a")
+    _run(_dataset(), config, tmp_path / "b")
+    _run(_dataset(), config.replace(seed=1), tmp_path / "c")
+    a, b, c = (load_model(tmp_path / name)[0].state_dict() for name in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_stopping_the_generator_mid_run_leaves_a_loadable_model(tmp_path):
+    run = train(_dataset(), TINY, _config(steps_per_epoch=1000, eval_every=500), out_dir=tmp_path / "m")
+    for progress in run:
+        if progress.step == 3:
+            break
+    started = time.perf_counter()
+    run.close()
+    assert time.perf_counter() - started < 1.0
+    model, info = load_model(tmp_path / "m")
+    assert info.extra["stop_reason"] == "stopped" and info.extra["steps"] == 3
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point())
+
+
+def test_resuming_continues_the_history(tmp_path):
+    dataset = _dataset()
+    _run(dataset, _config(steps_per_epoch=8, eval_every=4), tmp_path / "m")
+    first = json.loads((tmp_path / "m" / "model.json").read_text())["history"]
+    assert [h["step"] for h in first] == [4, 8]
+    reports = _run(dataset, _config(steps_per_epoch=8, eval_every=4), tmp_path / "m2", init_from=tmp_path / "m")
+    model, info = load_model(tmp_path / "m2")
+    assert [h["step"] for h in info.history] == [4, 8, 12, 16]
+    assert info.history[:2] == first
+    assert info.extra["steps"] == 16 and info.extra["resumed_from"] == str(tmp_path / "m")
+    # The resumed run starts from the saved weights: its first loss is well below a fresh start's.
+    fresh = _run(dataset, _config(steps_per_epoch=1, eval_every=1))
+    assert reports[0].loss < fresh[0].loss
+
+
+def test_resuming_a_model_of_other_classes_is_refused(tmp_path):
+    _run(_dataset(), _config(steps_per_epoch=4), tmp_path / "m")
+    images = [np.zeros((1, 32, 32), np.float32)] * 2
+    labels = [np.arange(32 * 32).reshape(32, 32) % 3 + 1] * 2
+    with pytest.raises(training.DataError, match="classes"):
+        _run(TrainingSet(images, labels, 3), _config(steps_per_epoch=4), init_from=tmp_path / "m")
+
+
+def test_nan_loss_stops_with_a_reason_and_keeps_the_last_good_model(tmp_path, monkeypatch):
+    real_loss = training.segmentation_loss
+    calls = {"n": 0}
+
+    def failing_loss(logits, *args, **kwargs):
+        calls["n"] += logits.requires_grad  # training steps only, not validation
+        loss = real_loss(logits, *args, **kwargs)
+        return loss * float("nan") if calls["n"] >= 6 else loss
+
+    monkeypatch.setattr(training, "segmentation_loss", failing_loss)
+    reports = _run(_dataset(), _config(steps_per_epoch=50, eval_every=4), tmp_path / "m")
+    final = reports[-1]
+    assert final.done and "loss became nan" in final.stop_reason and final.step == 6
+    model, info = load_model(tmp_path / "m")
+    assert info.history[-1]["step"] == 4  # the model of the last evaluation before the NaN
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point())
+
+
+def test_early_stopping_when_validation_stops_improving():
+    frozen = ModelConfig(base_channels=4, depth=3, norm="none")  # lr 0: scores never change
+    reports = _run(_dataset(), _config(steps_per_epoch=100, eval_every=2, patience=3, learning_rate=0.0),
+                   model_config=frozen)
+    assert reports[-1].stop_reason.startswith("early stopping")
+    assert reports[-1].step == 8  # best at the first evaluation, then 3 without improvement
+
+
+def test_time_limit_stops_the_run():
+    started = time.perf_counter()
+    reports = _run(_dataset(), _config(steps_per_epoch=10_000, eval_every=1000, time_limit_s=1.5))
+    assert reports[-1].stop_reason == "time limit reached"
+    assert time.perf_counter() - started < 6
+    assert len(reports) >= 4
+    assert reports[-2].lr < 0.5 * max(r.lr for r in reports)  # the schedule decays over the time limit
+
+
+def test_preview_is_the_softmax_of_the_preview_image_and_labels_may_change_while_training():
+    dataset = _dataset()
+    dataset.set_preview_image(dataset.images[0][0, :40, :36])
+    previews = []
+    for progress in train(dataset, TINY, _config(steps_per_epoch=8, preview_every=3)):
+        if progress.preview is not None:
+            previews.append(progress.preview)
+        if progress.step == 4:
+            dataset.update_labels(1, np.where(dataset.labels[1] == 2, 2, 0))  # a person erases labels
+    assert len(previews) == 2
+    assert previews[0].shape == (2, 40, 36) and previews[0].dtype == np.float32
+    np.testing.assert_allclose(previews[0].sum(0), 1.0, atol=1e-4)
+
+
+def test_valid_padding_models_train():
+    config = ModelConfig(base_channels=4, depth=2, padding="valid")
+    reports = _run(_dataset(size=64), _config(patch_size=44, steps_per_epoch=4), model_config=config)
+    assert reports[-1].done and np.isfinite(reports[-2].loss)
+
+
+def test_scores_from_confusion():
+    scores = scores_from_confusion(np.array([[8, 2, 0], [1, 9, 0], [0, 0, 0]]))
+    assert scores["iou"][0] == pytest.approx(8 / 11) and scores["f1"][1] == pytest.approx(18 / 21)
+    assert scores["iou"][2] is None and scores["mean_f1"] == pytest.approx((16 / 19 + 18 / 21) / 2)
+
+
+@pytest.mark.parametrize("name", ["fast", "classic"])
+def test_presets(name):
+    model_config, train_config = preset_configs(name, in_channels=2, n_classes=3)
+    assert model_config.in_channels == 2 and model_config.n_classes == 3
+    assert training.admissible_patch(train_config.patch_size, model_config) == train_config.patch_size

@@ -1,0 +1,132 @@
+"""``unet-studio train``: train a U-Net on a folder of images and a folder of label images.
+
+Labels are paired with images by file name. Dense labels by default (every value is a class, e.g. 0/255
+masks; predictions are written back in the same values); ``--unlabelled 0`` for sparse labels (0 =
+not annotated, ignored by the loss); ``--instances`` for instance label images (0 background, 1..N
+objects), trained as background/foreground with the paper's border weights between touching objects.
+
+Ctrl-C stops training; the best model so far is in ``--out`` and the command exits with status 130.
+"""
+
+from __future__ import annotations
+
+import os
+
+# With more busy threads than free cores (a shared or loaded machine), OpenMP threads that spin while
+# waiting make every small operation many times slower; passive waiting costs little otherwise.
+# Must be set before torch (and its OpenMP runtime) is loaded; a value set by the person wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .progress import ProgressBar, format_duration  # noqa: E402
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, metavar="DIR", help="folder of images (TIFF, PNG, ...)")
+    parser.add_argument("--labels", required=True, metavar="DIR",
+                        help="folder of label images, paired with the images by file name")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
+    parser.add_argument("--preset", choices=("fast", "classic"), default="fast",
+                        help="fast: small network, useful within minutes on a CPU (default); "
+                        "classic: the paper's 64..1024 network (wants a GPU)")
+    parser.add_argument("--epochs", type=int, metavar="N", help="number of epochs (default: the preset's)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="stop after this many seconds (the learning-rate schedule fits into it)")
+    parser.add_argument("--unlabelled", type=int, metavar="VALUE",
+                        help="label value meaning 'not annotated' (sparse labels; the application uses 0). "
+                        "Default: dense labels, every value is a class")
+    parser.add_argument("--instances", action="store_true",
+                        help="the labels are instance images (0 background, 1..N objects): train "
+                        "background/foreground with border weights between touching objects")
+    parser.add_argument("--val-fraction", type=float, metavar="F",
+                        help="fraction of the annotated images (or tiles) held out for validation (default 0.2)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="compute device (default: CUDA, else Apple MPS, else CPU)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: one per core)")
+    parser.add_argument("--resume", metavar="MODEL_DIR",
+                        help="start from this model folder (resume or fine-tune); its history continues")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from ..core.errors import ConfigError
+
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise ConfigError(f"--time-limit must be positive, got {args.time_limit}")
+    if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.instances and args.unlabelled is not None:
+        raise ConfigError("--instances and --unlabelled cannot be combined")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+
+
+def _status(progress, best_text: str) -> str:
+    parts = [f"loss {progress.loss:.4f}", best_text, f"{progress.samples_per_s:.1f} samples/s",
+             f"ETA {format_duration(progress.eta_s)}"]
+    return "  ".join(p for p in parts if p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.data import load_folder
+    from ..core.errors import DataError
+    from ..core.presets import preset_configs
+    from ..core.training import train
+
+    _check_args(args)
+    dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances)
+    model_config, train_config = preset_configs(args.preset, dataset.in_channels, dataset.n_classes)
+    changes = {"seed": args.seed, "device": args.device, "num_threads": args.threads}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.time_limit is not None:
+        changes["time_limit_s"] = args.time_limit
+    if args.val_fraction is not None:
+        changes["val_fraction"] = args.val_fraction
+    if args.instances:
+        changes["use_border_weights"] = True
+    train_config = train_config.replace(**changes)
+    if args.resume:
+        from ..core.checkpoint import read_model_info
+
+        info, _ = read_model_info(args.resume)
+        if list(info.class_values) != class_values:
+            raise DataError(f"the model in {args.resume} predicts the values {info.class_values} but the labels "
+                            f"hold {class_values}; train a new model instead of --resume")
+    n_images = len(dataset)
+    print(f"training on {n_images} image slice(s), classes {class_values}, preset {args.preset}", file=sys.stderr)
+    bar = ProgressBar("train")
+    run_iter = train(dataset, model_config, train_config, out_dir=args.out, init_from=args.resume,
+                     class_values=class_values, class_names=class_names)
+    best_text, last = "", None
+    try:
+        for progress in run_iter:
+            last = progress
+            if progress.val is not None and progress.best_score is not None:
+                best_text = f"val F1 {progress.val['mean_f1']:.3f} (best {progress.best_score:.3f})"
+            if progress.done:
+                break
+            bar.update(progress.step, progress.total_steps, _status(progress, best_text), force=progress.val is not None)
+    except KeyboardInterrupt:
+        run_iter.close()  # saves the best model so far (no-op if the interrupt already ended it)
+        bar.close()
+        print(f"interrupted: the best model so far is in {args.out}", file=sys.stderr)
+        return 130
+    finally:
+        run_iter.close()
+    bar.close()
+    if last is None or not last.done:
+        return 1
+    score = f", best validation mean F1 {last.best_score:.4f}" if last.best_score is not None else ""
+    where = last.model_dir if last.model_dir is not None else "(nothing saved)"
+    print(f"{last.stop_reason} after {last.step} steps in {format_duration(last.elapsed_s)} on {last.device}"
+          f"{score}; model saved to {where}")
+    if last.stop_reason and last.stop_reason.startswith("the loss"):
+        return 1
+    return 0

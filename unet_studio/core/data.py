@@ -1,0 +1,481 @@
+"""Training data: images paired with label images, class-value mapping, and the patch sampler.
+
+Label conventions (see :func:`map_label_values`):
+
+* **sparse**: one value (0 in the application) means "not annotated"; every other value is a class.
+  The loss ignores unannotated pixels, so a few painted strokes train on those strokes only.
+* **dense**: every distinct value is a class (a 0/255 mask gives two classes, and predictions are
+  written back as 0/255).
+
+Inside the core a label image is always ``int64``-compatible with 0 = unlabelled and 1..K = class K;
+``class_values[k - 1]`` is the value class ``k`` had in the files.
+
+The sampler crops a slightly larger region around a random centre (biased toward annotated pixels,
+class by class, so that thin strokes of a rare class are seen often); the geometric augmentation
+(:mod:`.augment`) then resamples the patch from that region on the training device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, ImageReadError
+
+log = logging.getLogger(__name__)
+
+#: Dense label images with more distinct values than this are probably instance images.
+MAX_DENSE_CLASSES = 16
+_LABEL_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "-labels", "-label", "_gt", "_seg")
+
+
+@dataclass
+class PatchBatch:
+    """Crops for one training step (numpy, on the host).
+
+    ``images`` (B, C, S, S) float32, ``labels`` (B, S, S) int64 (0 = unlabelled),
+    ``weights`` (B, S, S) float32 border weights or None.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray | None
+
+
+class TrainingSet:
+    """Images and label images for training (2D: one item per slice).
+
+    Parameters
+    ----------
+    images
+        List of (C, Y, X) float32 arrays, normalised (see ``io.normalize_percentile``); sizes may differ.
+    labels
+        List of (Y, X) integer arrays, 0 = unlabelled, 1..K = class.
+    n_classes
+        K, the number of classes (output channels of the network).
+    instances
+        Optional list of (Y, X) instance label images (0 = background, 1..N objects), used for the
+        border weights of the paper. When None and border weights are asked for, the instances are the
+        connected components of the last class (the "object" class, e.g. cell interiors).
+
+    ``update_labels`` and ``set_preview_image`` may be called from another thread while training runs;
+    the training loop sees the new labels at its next step.
+    """
+
+    def __init__(self, images, labels, n_classes: int, instances=None) -> None:
+        if len(images) != len(labels):
+            raise DataError(f"{len(images)} images but {len(labels)} label images")
+        if not images:
+            raise DataError("no training images")
+        if n_classes < 2:
+            raise DataError(f"at least two classes are needed to train, got {n_classes}")
+        self.n_classes = int(n_classes)
+        self._lock = threading.Lock()
+        self._version = 0
+        self.images: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        for index, (image, label) in enumerate(zip(images, labels)):
+            image = np.asarray(image, dtype=np.float32)
+            if image.ndim == 2:
+                image = image[None]
+            if image.ndim != 3:
+                raise DataError(f"image {index}: expected (C, Y, X), got shape {image.shape}")
+            if not np.isfinite(image).all():
+                raise DataError(f"image {index} holds NaN or infinite values; normalise it first")
+            self.images.append(np.ascontiguousarray(image))
+            self.labels.append(self._check_labels(index, label))
+        channels = {im.shape[0] for im in self.images}
+        if len(channels) != 1:
+            raise DataError(f"all images must have the same number of channels, got {sorted(channels)}")
+        self.in_channels = channels.pop()
+        self.instances = None if instances is None else [np.asarray(i) for i in instances]
+        self._preview: np.ndarray | None = None
+
+    def _check_labels(self, index: int, label) -> np.ndarray:
+        label = np.asarray(label)
+        image = self.images[index] if index < len(self.images) else None
+        if image is not None and label.shape != image.shape[1:]:
+            raise DataError(f"item {index}: labels {label.shape} do not match the image {image.shape[1:]}")
+        if not np.issubdtype(label.dtype, np.integer):
+            raise DataError(f"item {index}: labels must be integers, got {label.dtype}")
+        if label.size and (label.min() < 0 or label.max() > self.n_classes):
+            raise DataError(f"item {index}: label values must be 0..{self.n_classes}")
+        return np.ascontiguousarray(label, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def version(self) -> int:
+        """Incremented by every :meth:`update_labels` (the trainer refreshes its caches on change)."""
+        return self._version
+
+    def update_labels(self, index: int, labels) -> None:
+        """Replace the labels of item ``index`` (thread-safe)."""
+        checked = self._check_labels(index, labels)
+        with self._lock:
+            self.labels[index] = checked
+            self._version += 1
+
+    def set_preview_image(self, image) -> None:
+        """Set the (C, Y, X) image whose softmax the trainer yields as a preview, or None (thread-safe)."""
+        if image is not None:
+            image = np.asarray(image, dtype=np.float32)
+            if image.ndim == 2:
+                image = image[None]
+            image = np.ascontiguousarray(image)
+        with self._lock:
+            self._preview = image
+
+    @property
+    def preview_image(self) -> np.ndarray | None:
+        with self._lock:
+            return self._preview
+
+    def snapshot(self) -> tuple[list[np.ndarray], int]:
+        """The current label images (the list is a copy; arrays are replaced, never mutated) and version."""
+        with self._lock:
+            return list(self.labels), self._version
+
+    def class_counts(self, labels: list[np.ndarray] | None = None) -> np.ndarray:
+        """Labelled pixels per class, shape (K,)."""
+        labels = self.snapshot()[0] if labels is None else labels
+        counts = np.zeros(self.n_classes + 1, np.int64)
+        for label in labels:
+            counts += np.bincount(label.ravel(), minlength=self.n_classes + 1)[: self.n_classes + 1]
+        return counts[1:]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling
+
+
+class PatchSampler:
+    """Random crops of side ``crop`` around centres biased toward annotated pixels.
+
+    Each image is padded once by mirroring (the paper's overlap-tile idea), so crops near the border
+    are plain slices. With probability ``labelled_bias`` a centre is an annotated pixel of a class
+    drawn uniformly among the classes present; otherwise a uniform position in an image drawn in
+    proportion to its area.
+    """
+
+    def __init__(self, images, labels, weights, crop: int, labelled_bias: float, rng: np.random.Generator,
+                 n_classes: int) -> None:
+        self.crop = int(crop)
+        self.rng = rng
+        self.bias = float(labelled_bias)
+        self.n_classes = n_classes
+        self.half = self.crop // 2
+        self.images = [self._pad(im, "reflect") for im in images]
+        self.set_weights(weights)
+        self.set_labels(labels)
+
+    def set_weights(self, weights: list[np.ndarray] | None) -> None:
+        """Per-image (Y, X) border weight maps, or None."""
+        self.weights = None if weights is None else [self._pad(w[None], "reflect")[0] for w in weights]
+
+    def _pad(self, array: np.ndarray, mode: str) -> np.ndarray:
+        pad = self.half + 1
+        widths = [(0, 0)] * (array.ndim - 2) + [(pad, pad), (pad, pad)]
+        if mode == "reflect" and min(array.shape[-2:]) < 2:
+            mode = "edge"
+        return np.ascontiguousarray(np.pad(array, widths, mode=mode))
+
+    def set_labels(self, labels: list[np.ndarray]) -> None:
+        # Labels are mirrored like the images, so mirrored context stays correctly labelled.
+        self.labels = [self._pad(lab, "reflect") for lab in labels]
+        self.shapes = [lab.shape for lab in labels]
+        areas = np.array([s[0] * s[1] for s in self.shapes], np.float64)
+        self.area_p = areas / areas.sum()
+        # Per class: flat indices (into the unpadded image) of annotated pixels, per image.
+        self.class_pixels: list[list[np.ndarray]] = []
+        self.class_p: list[np.ndarray] = []
+        for k in range(1, self.n_classes + 1):
+            per_image = [np.flatnonzero(lab.ravel() == k) for lab in labels]
+            counts = np.array([len(p) for p in per_image], np.float64)
+            self.class_pixels.append(per_image)
+            self.class_p.append(counts / counts.sum() if counts.sum() else counts)
+        self.present = [k for k in range(self.n_classes) if self.class_p[k].sum() > 0]
+
+    def centres(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image index, row and column of ``batch`` patch centres (unpadded coordinates)."""
+        rng = self.rng
+        index = np.empty(batch, np.int64)
+        rows = np.empty(batch, np.int64)
+        cols = np.empty(batch, np.int64)
+        biased = rng.random(batch) < self.bias if self.present else np.zeros(batch, bool)
+        for b in range(batch):  # batch-sized loop of O(1) draws, not per pixel
+            if biased[b]:
+                k = self.present[rng.integers(len(self.present))]
+                i = rng.choice(len(self.shapes), p=self.class_p[k])
+                pixels = self.class_pixels[k][i]
+                flat = pixels[rng.integers(len(pixels))]
+                r, c = divmod(int(flat), self.shapes[i][1])
+                # Jitter so the annotated pixel is not always at the centre of the patch.
+                jitter = self.half // 2
+                r += int(rng.integers(-jitter, jitter + 1))
+                c += int(rng.integers(-jitter, jitter + 1))
+            else:
+                i = rng.choice(len(self.shapes), p=self.area_p)
+                r = int(rng.integers(self.shapes[i][0]))
+                c = int(rng.integers(self.shapes[i][1]))
+            h, w = self.shapes[i]
+            index[b], rows[b], cols[b] = i, min(max(r, 0), h - 1), min(max(c, 0), w - 1)
+        return index, rows, cols
+
+    def sample(self, batch: int) -> PatchBatch:
+        """``batch`` crops of side ``crop`` (padded coordinates: crop centred on each centre)."""
+        index, rows, cols = self.centres(batch)
+        channels = self.images[0].shape[0]
+        images = np.empty((batch, channels, self.crop, self.crop), np.float32)
+        labels = np.empty((batch, self.crop, self.crop), np.int64)
+        weights = None if self.weights is None else np.empty((batch, self.crop, self.crop), np.float32)
+        pad = self.half + 1
+        for b in range(batch):
+            i = index[b]
+            top = rows[b] + pad - self.half
+            left = cols[b] + pad - self.half
+            # The mirror padding (half a crop on each side) keeps every crop inside the padded image.
+            window = np.s_[top : top + self.crop, left : left + self.crop]
+            images[b] = self.images[i][(slice(None),) + window]
+            labels[b] = self.labels[i][window]
+            if weights is not None:
+                weights[b] = self.weights[i][window]
+        return PatchBatch(images, labels, weights)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation split
+
+
+@dataclass
+class Split:
+    """Which parts of the labels are for validation: whole images, or tiles of images."""
+
+    held_out: set[int]  # images whose labels are all for validation
+    val_items: list[tuple[int, tuple[slice, slice]]]  # (image index, window) scored at validation
+
+    def train_labels(self, labels: list[np.ndarray]) -> list[np.ndarray]:
+        """The labels with every validation part set to 0 (unlabelled)."""
+        out = list(labels)
+        for i in self.held_out:
+            out[i] = np.zeros_like(labels[i])
+        for i, window in self.val_items:
+            if i not in self.held_out:
+                masked = out[i].copy()
+                masked[window] = 0
+                out[i] = masked
+        return out
+
+
+def split_validation(labels: list[np.ndarray], val_fraction: float, rng: np.random.Generator,
+                     tile: int = 256, max_val_tiles: int = 32) -> Split:
+    """Hold out a fraction of the annotated images, or of annotated tiles when there is one image.
+
+    Whole images are held out when at least two images carry labels (one at least stays for
+    training); otherwise the annotated tiles of side ``tile`` are split. Validation regions are
+    unlabelled in the training labels (:meth:`Split.train_labels`), so no annotated pixel is used
+    for both.
+    """
+    if val_fraction <= 0:
+        return Split(set(), [])
+    annotated = [i for i, lab in enumerate(labels) if lab.any()]
+    val_items: list[tuple[int, tuple[slice, slice]]] = []
+    held_out: set[int] = set()
+    if len(annotated) >= 2:
+        n_val = min(len(annotated) - 1, max(1, int(round(val_fraction * len(annotated)))))
+        held_out = set(rng.choice(annotated, size=n_val, replace=False).tolist())
+        for i in sorted(held_out):
+            val_items.extend((i, w) for w in _tiles(*labels[i].shape, 512) if labels[i][w].any())
+    else:
+        tiles = [(i, window) for i in annotated for window in _tiles(*labels[i].shape, tile)
+                 if labels[i][window].any()]
+        if len(tiles) < 2:
+            log.info("too few annotated tiles for a validation split; training without validation")
+            return Split(set(), [])
+        n_val = min(len(tiles) - 1, max(1, int(round(val_fraction * len(tiles)))))
+        val_items = [tiles[p] for p in sorted(rng.choice(len(tiles), size=n_val, replace=False).tolist())]
+    if len(val_items) > max_val_tiles:
+        keep = np.sort(rng.choice(len(val_items), size=max_val_tiles, replace=False))
+        val_items = [val_items[k] for k in keep]
+    return Split(held_out, val_items)
+
+
+def _tiles(h: int, w: int, tile: int) -> list[tuple[slice, slice]]:
+    ny, nx = max(1, math.ceil(h / tile)), max(1, math.ceil(w / tile))
+    ys = np.linspace(0, h, ny + 1).round().astype(int)
+    xs = np.linspace(0, w, nx + 1).round().astype(int)
+    return [np.s_[ys[a] : ys[a + 1], xs[b] : xs[b + 1]] for a in range(ny) for b in range(nx)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Folders on disk
+
+
+def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None,
+                     instances: bool = False) -> tuple[list[np.ndarray], list[int]]:
+    """Map raw label images to 0 = unlabelled, 1..K; return them and ``class_values`` (K values).
+
+    ``unlabelled=None`` (dense): every distinct value is a class. ``unlabelled=V`` (sparse): pixels
+    equal to V are ignored and the other values are classes. ``instances=True``: instance images
+    (0 background, 1..N objects) become background (class 1, value 0) and foreground (class 2, value 1).
+    """
+    if instances:
+        mapped = [np.where(np.asarray(lab) > 0, 2, 1).astype(np.int64) for lab in raw_labels]
+        return mapped, [0, 1]
+    values = np.unique(np.concatenate([np.unique(np.asarray(lab)) for lab in raw_labels]))
+    if unlabelled is not None:
+        values = values[values != unlabelled]
+    if len(values) == 0:
+        raise DataError("no labelled pixel at all: every label pixel has the 'unlabelled' value "
+                        f"{unlabelled}; paint some labels or check --unlabelled")
+    if len(values) == 1:
+        raise DataError(f"the labels hold a single class (value {int(values[0])}); at least two classes "
+                        "are needed to train")
+    if unlabelled is None and len(values) > MAX_DENSE_CLASSES:
+        raise DataError(f"the label images hold {len(values)} distinct values, too many for dense classes; "
+                        "for instance label images use --instances, for sparse labels --unlabelled 0")
+    class_values = [int(v) for v in values]
+    mapped = []
+    for lab in raw_labels:
+        lab = np.asarray(lab)
+        # searchsorted maps each value to its class index; unlabelled values map to 0 below.
+        index = np.searchsorted(values, lab).clip(0, len(values) - 1)
+        out = (index + 1).astype(np.int64)
+        out[values[index] != lab] = 0
+        mapped.append(out)
+    return mapped, class_values
+
+
+def _label_stem(path: Path) -> str:
+    stem = path.name.split(".")[0].lower()
+    for suffix in _LABEL_SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def pair_files(images_dir: str | Path, labels_dir: str | Path) -> list[tuple[Path, Path]]:
+    """Pair images with label images by file name (``a.tif`` with ``a.tif``, ``a_labels.tif``, ``a_mask.png``).
+
+    Raises :class:`DataError` naming the unpaired files.
+    """
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    for folder, what in ((images_dir, "images"), (labels_dir, "labels")):
+        if not folder.is_dir():
+            raise DataError(f"the {what} folder {folder} does not exist or is not a folder")
+    images = _list_images(images_dir)
+    labels = _list_images(labels_dir)
+    if not images:
+        raise DataError(f"no image files in {images_dir}")
+    by_stem: dict[str, Path] = {}
+    for path in labels:
+        by_stem.setdefault(path.name.split(".")[0].lower(), path)
+        by_stem.setdefault(_label_stem(path), path)
+    pairs, missing = [], []
+    used = set()
+    for image in images:
+        label = by_stem.get(image.name.split(".")[0].lower())
+        if label is None:
+            missing.append(image.name)
+        else:
+            pairs.append((image, label))
+            used.add(label)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise DataError(f"no label image in {labels_dir} for {shown} (labels are paired by file name)")
+    extra = [p.name for p in labels if p not in used]
+    if extra:
+        log.warning("label images without an image are ignored: %s", ", ".join(extra[:5]))
+    return pairs
+
+
+def _list_images(folder: Path) -> list[Path]:
+    try:
+        from .io import list_images
+    except ImportError:  # io.py not there yet: same rule, tiff/png only
+        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                      and p.suffix.lower() in (".tif", ".tiff", ".png"))
+    return list(list_images(folder))
+
+
+def read_image_slices(path: Path) -> list[np.ndarray]:
+    """Read an image (stack) as a list of normalised (C, Y, X) float32 slices."""
+    try:
+        from .io import normalize_percentile, read_image
+    except ImportError:
+        return [_normalize(s) for s in _read_tiff_fallback(path, labels=False)]
+    with read_image(path) as stack:
+        return [normalize_percentile(stack.get_slice(i)) for i in range(len(stack))]
+
+
+def read_label_slices(path: Path) -> list[np.ndarray]:
+    """Read a label image (stack) as a list of (Y, X) integer slices."""
+    try:
+        from .io import read_labels
+    except ImportError:
+        array = _read_tiff_fallback(path, labels=True)
+    else:
+        array = read_labels(path)
+    array = np.asarray(array)
+    return [array] if array.ndim == 2 else list(array)
+
+
+def _read_tiff_fallback(path: Path, labels: bool):
+    import tifffile
+
+    try:
+        array = tifffile.imread(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file for the person
+        raise ImageReadError(f"cannot read {path}: {exc}") from None
+    if labels:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ImageReadError(f"{path}: label images must hold integers, got {array.dtype}")
+        return array
+    array = np.asarray(array, np.float32)
+    if array.ndim == 2:
+        return [array[None]]
+    return [s[None] for s in array.reshape(-1, *array.shape[-2:])]
+
+
+def _normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    out = np.empty_like(image, dtype=np.float32)
+    for c, channel in enumerate(image):
+        finite = np.nan_to_num(channel.astype(np.float32))
+        lo, hi = np.percentile(finite, (low, high))
+        out[c] = (finite - lo) / (hi - lo) if hi > lo else 0.0
+    return out
+
+
+def load_folder(images_dir, labels_dir, unlabelled: int | None = None,
+                instances: bool = False) -> tuple[TrainingSet, list[int], list[str]]:
+    """Load paired folders into a :class:`TrainingSet`; return it, the class values and class names.
+
+    Stacks become one item per slice; a single 2D label image may not pair with a stack.
+    Raises :class:`DataError` (unpaired files, shapes that differ, no labelled pixel) or
+    :class:`ImageReadError` (unreadable files) with a one-line message.
+    """
+    pairs = pair_files(images_dir, labels_dir)
+    images, raw = [], []
+    for image_path, label_path in pairs:
+        slices = read_image_slices(image_path)
+        label_slices = read_label_slices(label_path)
+        if len(slices) != len(label_slices) or slices[0].shape[1:] != label_slices[0].shape:
+            shape_i = (len(slices),) + slices[0].shape[1:] if len(slices) > 1 else slices[0].shape[1:]
+            shape_l = ((len(label_slices),) + label_slices[0].shape if len(label_slices) > 1
+                       else label_slices[0].shape)
+            raise DataError(f"{image_path.name} is {tuple(shape_i)} but its labels {label_path.name} are "
+                            f"{tuple(shape_l)}: an image and its label image must have the same size")
+        images.extend(slices)
+        raw.extend(label_slices)
+    labels, class_values = map_label_values(raw, unlabelled, instances)
+    if not any(lab.any() for lab in labels):
+        raise DataError("no labelled pixel at all in the label images")
+    names = ["background", "foreground"] if instances else [f"value {v}" for v in class_values]
+    instance_images = [np.asarray(r) for r in raw] if instances else None
+    return TrainingSet(images, labels, len(class_values), instances=instance_images), class_values, names

@@ -1,0 +1,36 @@
+"""Named starting points: ``fast`` (useful within a minute on a laptop CPU) and ``classic`` (the paper).
+
+``fast`` was chosen from measurements on a 2-core CPU (see the closing note of issue 3): a width-16,
+depth-4 U-Net with batch normalisation and 2x2 up-convolutions, 128x128 patches in batches of 8
+(about 25 samples/s on an idle 2-core CPU), AdamW at 3e-3 with a cosine decay over the run (or over
+the time limit), Dice + cross-entropy with softened class balancing (which gave the best balance of
+precision and recall for a minority class such as membranes). ``classic`` is the
+paper's network: widths 64..1024, unpadded convolutions, 2x2 up-convolutions, dropout 0.5 at the end
+of the contracting path, one large tile per step; slow without a GPU.
+"""
+
+from __future__ import annotations
+
+from .config import ModelConfig, TrainConfig
+from .errors import ConfigError
+
+PRESETS = ("fast", "classic")
+
+
+def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple[ModelConfig, TrainConfig]:
+    """The (ModelConfig, TrainConfig) of preset ``name`` ("fast" or "classic")."""
+    if name == "fast":
+        model = ModelConfig(in_channels=in_channels, n_classes=n_classes, base_channels=16, depth=4,
+                            padding="same", norm="batch", upsample="transpose")
+        train = TrainConfig(preset="fast", patch_size=128, batch_size=8, epochs=40, steps_per_epoch=50,
+                            learning_rate=3e-3, weight_decay=1e-4, loss="dice_ce", class_balance_power=0.5,
+                            eval_every=50, patience=20, preview_every=25)
+        return model, train
+    if name == "classic":
+        model = ModelConfig(in_channels=in_channels, n_classes=n_classes, base_channels=64, depth=5,
+                            padding="valid", norm="none", dropout=0.5, upsample="transpose")
+        train = TrainConfig(preset="classic", patch_size=572, batch_size=1, epochs=100, steps_per_epoch=100,
+                            learning_rate=1e-4, weight_decay=0.0, eval_every=200, patience=10,
+                            preview_every=100, warmup_steps=100)
+        return model, train
+    raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")

@@ -1,0 +1,508 @@
+"""Training: ``train(...)`` is a generator that yields :class:`TrainProgress` and can be stopped at any yield.
+
+Stopping (``close()``, dropping the generator, an exception such as Ctrl-C in the caller's thread)
+leaves the best model so far in ``out_dir``: the best weights are kept in memory at each evaluation
+and written atomically there, and once more with the full history when the run ends however it ends.
+
+One step: sample crops on the host (biased toward annotated pixels), move them to the device in one
+copy, augment the whole batch there (:mod:`.augment`), forward, masked loss, backward, AdamW step.
+The learning rate follows a warm-up then a cosine decay over the run's progress, measured in steps
+or, with a time limit, in time, whichever is further along.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.nn import functional as F
+
+from . import augment as aug
+from .checkpoint import ModelInfo, load_model, save_model
+from .config import ModelConfig, TrainConfig
+from .data import PatchSampler, TrainingSet, split_validation
+from .device import autocast_dtype, configure_cpu_threads, describe_device, select_device
+from .errors import DataError
+from .losses import border_weight_map, class_weights_from_counts, segmentation_loss
+from .model import UNet, nearest_admissible, output_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainProgress:
+    """One report of a running training (see docs/CONTRACTS.md).
+
+    ``step`` counts the steps of this run (1-based); the model folder's history counts steps over
+    all runs of a resumed model. ``val`` is None between evaluations, else a dict with per-class
+    lists "iou" and "f1" (None for a class absent from the validation labels), "mean_iou",
+    "mean_f1" and "loss". ``preview`` is the (K, Y, X) softmax of the dataset's preview image, now
+    and then.
+    """
+
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    lr: float
+    samples_per_s: float
+    elapsed_s: float
+    eta_s: float | None
+    val: dict | None = None
+    best_score: float | None = None
+    is_best: bool = False
+    preview: np.ndarray | None = None
+    device: str = ""
+    done: bool = False
+    stop_reason: str | None = None
+    model_dir: Path | None = None
+
+
+def augment_params(config: TrainConfig) -> aug.AugmentParams | None:
+    """The augmentation ranges for a training configuration (None: augmentation off)."""
+    if not config.augment:
+        return None
+    return aug.AugmentParams(elastic_sigma=config.elastic_sigma, elastic_grid=config.elastic_grid,
+                             p_intensity=0.8 if config.intensity_augment else 0.0)
+
+
+def admissible_patch(size: int, model_config: ModelConfig) -> int:
+    """The admissible input side nearest below ``size`` (or above, when there is none below)."""
+    lower, upper = nearest_admissible(size, model_config.depth, model_config.padding)
+    return lower if lower is not None else upper
+
+
+def learning_rate(config: TrainConfig, progress: float, step: int) -> float:
+    """Warm-up over the first ``warmup_steps`` steps, then cosine decay to 1% by ``progress`` = 1."""
+    base = config.learning_rate
+    warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.schedule == "constant":
+        return base * warm
+    progress = min(max(progress, 0.0), 1.0)
+    return base * warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _pad_for_network(x: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Mirror-pad an NCHW tensor so that the network's output covers it; return it and the output offset."""
+    height, width = x.shape[-2:]
+    pads, offset = [], []
+    for size in (height, width):
+        if config.padding == "same":
+            total = nearest_admissible(size, config.depth, "same")[1] - size
+            before = total // 2
+            pads.append((before, total - before))
+            offset.append(before)
+        else:
+            cand = nearest_admissible(size, config.depth, "valid")[1]
+            while output_size(cand, config.depth, "valid") < size:
+                cand = nearest_admissible(cand + 1, config.depth, "valid")[1]
+            margin = (cand - output_size(cand, config.depth, "valid")) // 2
+            extra = output_size(cand, config.depth, "valid") - size
+            pads.append((margin + extra // 2, cand - size - margin - extra // 2))
+            offset.append(extra // 2)
+    (top, bottom), (left, right) = pads
+    if max(top, bottom) < height and max(left, right) < width:
+        x = F.pad(x, (left, right, top, bottom), mode="reflect")
+    else:
+        x = F.pad(x, (left, right, top, bottom), mode="replicate")
+    return x, (offset[0], offset[1])
+
+
+@torch.no_grad()
+def forward_whole(model: UNet, image: torch.Tensor) -> torch.Tensor:
+    """Logits (N, K, H, W) of a whole (N, C, H, W) image batch, padded to an admissible size."""
+    height, width = image.shape[-2:]
+    padded, (top, left) = _pad_for_network(image, model.config)
+    logits = model(padded)
+    return logits[..., top : top + height, left : left + width]
+
+
+def _predict_preview(model: UNet, image: np.ndarray, device: torch.device) -> np.ndarray:
+    try:
+        from .inference import predict_probabilities
+    except ImportError:
+        predict_probabilities = None
+    if predict_probabilities is not None:
+        from .config import InferConfig
+
+        return np.asarray(predict_probabilities(model, image, InferConfig(device=str(device))), np.float32)
+    x = torch.from_numpy(image)[None].to(device)
+    return torch.softmax(forward_whole(model, x).float(), 1)[0].cpu().numpy()
+
+
+def _confusion(logits: torch.Tensor, targets: torch.Tensor, n_classes: int) -> torch.Tensor:
+    labelled = targets > 0
+    pred = logits.argmax(1)[labelled]
+    true = targets[labelled] - 1
+    return torch.bincount(true * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def scores_from_confusion(confusion: np.ndarray) -> dict:
+    """Per-class IoU and F1 (None for a class with no labelled pixel) and their means over the classes."""
+    confusion = np.asarray(confusion, np.float64)
+    tp = np.diag(confusion)
+    fp = confusion.sum(0) - tp
+    fn = confusion.sum(1) - tp
+    present = confusion.sum(1) > 0
+    iou = [float(t / (t + p + n)) if ok and t + p + n > 0 else None for t, p, n, ok in zip(tp, fp, fn, present)]
+    f1 = [float(2 * t / (2 * t + p + n)) if ok and t + p + n > 0 else None for t, p, n, ok in zip(tp, fp, fn, present)]
+    valid_iou = [v for v in iou if v is not None]
+    valid_f1 = [v for v in f1 if v is not None]
+    return {"iou": iou, "f1": f1, "mean_iou": float(np.mean(valid_iou)) if valid_iou else None,
+            "mean_f1": float(np.mean(valid_f1)) if valid_f1 else None}
+
+
+class _Validator:
+    """Validation windows with some context, on the device, and their scoring."""
+
+    CONTEXT = 32
+
+    def __init__(self, dataset: TrainingSet, items, labels, device: torch.device) -> None:
+        self.items = []
+        for index, (rows, cols) in items:
+            h, w = labels[index].shape
+            r0, r1 = max(rows.start - self.CONTEXT, 0), min(rows.stop + self.CONTEXT, h)
+            c0, c1 = max(cols.start - self.CONTEXT, 0), min(cols.stop + self.CONTEXT, w)
+            image = torch.from_numpy(dataset.images[index][:, r0:r1, c0:c1].copy())[None].to(device)
+            target = torch.from_numpy(labels[index][rows, cols].copy())[None].to(device)
+            inner = (slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0))
+            self.items.append((image, target, inner))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    @torch.no_grad()
+    def evaluate(self, model: UNet, n_classes: int, class_weights, autocast) -> dict:
+        model.eval()
+        confusion = torch.zeros(n_classes, n_classes, dtype=torch.long, device=self.items[0][0].device)
+        loss_sum, weight_sum = 0.0, 0
+        try:
+            for image, target, (rows, cols) in self.items:
+                with autocast():
+                    logits = forward_whole(model, image)[..., rows, cols].float()
+                confusion += _confusion(logits, target, n_classes)
+                labelled = int((target > 0).sum())
+                loss_sum += float(segmentation_loss(logits, target, "ce", class_weights)) * labelled
+                weight_sum += labelled
+        finally:
+            model.train()
+        result = scores_from_confusion(confusion.cpu().numpy())
+        result["loss"] = loss_sum / max(weight_sum, 1)
+        return result
+
+
+def _border_maps(dataset: TrainingSet, labels: list[np.ndarray], config: TrainConfig) -> list[np.ndarray] | None:
+    if not config.use_border_weights:
+        return None
+    maps = []
+    for index, label in enumerate(labels):
+        if dataset.instances is not None:
+            instances = dataset.instances[index]
+        else:  # objects: connected components of the last class (e.g. cell interiors)
+            instances, _ = ndimage.label(label == dataset.n_classes)
+        maps.append(border_weight_map(instances, config.border_weight_w0, config.border_weight_sigma))
+    return maps
+
+
+def _build_model(dataset: TrainingSet, model_config: ModelConfig, init_from, class_values, class_names):
+    history, offset, previous = [], 0, None
+    if init_from is not None:
+        model, previous = load_model(init_from, "cpu")
+        cfg = model.config
+        if cfg.in_channels != dataset.in_channels or cfg.n_classes != dataset.n_classes:
+            raise DataError(
+                f"the model in {init_from} takes {cfg.in_channels} channel(s) and predicts {cfg.n_classes} "
+                f"classes, but the training data has {dataset.in_channels} channel(s) and "
+                f"{dataset.n_classes} classes")
+        history = list(previous.history)
+        offset = int(previous.extra.get("steps", history[-1]["step"] if history else 0))
+        class_values = class_values or previous.class_values
+        class_names = class_names or previous.class_names
+    else:
+        cfg = model_config.replace(in_channels=dataset.in_channels, n_classes=dataset.n_classes)
+        model = UNet.from_config(cfg)
+    class_values = list(class_values or range(1, dataset.n_classes + 1))
+    class_names = list(class_names or [f"class {v}" for v in class_values])
+    if len(class_values) != dataset.n_classes or len(class_names) != dataset.n_classes:
+        raise DataError(f"{dataset.n_classes} classes but {len(class_values)} class values and "
+                        f"{len(class_names)} class names")
+    return model, history, offset, class_values, class_names, previous
+
+
+def train(dataset: TrainingSet, model_config: ModelConfig, train_config: TrainConfig, *, out_dir=None,
+          init_from=None, class_values=None, class_names=None) -> Iterator[TrainProgress]:
+    """Train a U-Net on ``dataset``, yielding :class:`TrainProgress` after every step.
+
+    Parameters
+    ----------
+    dataset
+        The images and labels; labels may change while training runs (``update_labels``).
+    model_config
+        Architecture; ``in_channels`` and ``n_classes`` are taken from the dataset. Ignored when
+        ``init_from`` is given (the saved model's architecture is used).
+    train_config
+        How to train (see :class:`~unet_studio.core.config.TrainConfig`).
+    out_dir
+        Model folder to write the best model to (atomically), or None to keep nothing on disk.
+    init_from
+        Model folder to resume or fine-tune from: its weights are the start and its history continues.
+    class_values, class_names
+        Saved in the model folder (values written in predicted label images); default 1..K.
+
+    The generator ends after a final report with ``done=True`` and ``stop_reason`` (finished, time
+    limit, early stopping, or a non-finite loss). Stopping it early (``close()``) also saves.
+    """
+    return _Trainer(dataset, model_config, train_config, out_dir, init_from, class_values, class_names).run()
+
+
+class _Trainer:
+    def __init__(self, dataset, model_config, config, out_dir, init_from, class_values, class_names):
+        self.dataset, self.config = dataset, config
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.device = select_device(config.device)
+        if self.device.type == "cpu":
+            configure_cpu_threads(config.num_threads)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        (self.model, self.history, self.step_offset, self.class_values, self.class_names,
+         self.previous) = _build_model(dataset, model_config, init_from, class_values, class_names)
+        self.init_from = init_from
+        self.model_config = self.model.config
+        self.patch = admissible_patch(config.patch_size, self.model_config)
+        self.out_patch = output_size(self.patch, self.model_config.depth, self.model_config.padding)
+        self.params = augment_params(config)
+        self.crop = aug.crop_size(self.patch, self.params)
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def _prepare_data(self) -> None:
+        labels, self.data_version = self.dataset.snapshot()
+        self.split = split_validation(labels, self.config.val_fraction, self.rng)
+        self._refresh_labels(labels)
+
+    def _refresh_labels(self, labels: list[np.ndarray]) -> None:
+        train_labels = self.split.train_labels(labels)
+        if not any(lab.any() for lab in train_labels):
+            raise DataError("no labelled pixel left for training after the validation split; "
+                            "label more or lower the validation fraction")
+        counts = self.dataset.class_counts(train_labels)
+        power = self.config.class_balance_power if self.config.class_balance else 0.0
+        weights = class_weights_from_counts(counts, power)
+        self.class_weights = torch.from_numpy(weights).to(self.device)
+        if hasattr(self, "sampler"):
+            self.sampler.set_labels(train_labels)
+            if self.config.use_border_weights and self.dataset.instances is None:
+                self.sampler.set_weights(_border_maps(self.dataset, labels, self.config))
+        else:
+            borders = _border_maps(self.dataset, labels, self.config)
+            self.sampler = PatchSampler(self.dataset.images, train_labels, borders, self.crop,
+                                        self.config.labelled_bias, self.rng, self.dataset.n_classes)
+        self.validator = _Validator(self.dataset, self.split.val_items, labels, self.device)
+
+    def _batch(self):
+        batch = self.sampler.sample(self.config.batch_size)
+        images = torch.from_numpy(batch.images).to(self.device, non_blocking=True)
+        labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
+        weights = None if batch.weights is None else torch.from_numpy(batch.weights).to(self.device, non_blocking=True)
+        images, labels, weights = aug.augment_batch(images, labels, weights, self.patch, self.params, self.generator)
+        if self.out_patch != self.patch:  # valid convolutions: targets are the centre of the patch
+            top = (self.patch - self.out_patch) // 2
+            window = (..., slice(top, top + self.out_patch), slice(top, top + self.out_patch))
+            labels = labels[window]
+            weights = None if weights is None else weights[window]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels, weights
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def _info(self, best_score, stop_reason=None) -> ModelInfo:
+        extra = dict(self.previous.extra) if self.previous is not None else {}
+        extra.update({"steps": self.step_offset + self.step, "stop_reason": stop_reason,
+                      "resumed_from": str(self.init_from) if self.init_from else extra.get("resumed_from"),
+                      "patch_size": self.patch})
+        normalization = (self.previous.normalization if self.previous is not None
+                         else {"method": "percentile", "low": 1.0, "high": 99.8})
+        return ModelInfo(model_config=self.model_config, class_values=self.class_values,
+                         class_names=self.class_names, normalization=normalization,
+                         train_config=self.config.to_dict(), history=copy.deepcopy(self.history),
+                         best_score=best_score, extra=extra)
+
+    def _keep(self) -> None:
+        """Remember the current weights as the ones to save."""
+        self.kept.load_state_dict(self.model.state_dict())
+        self.kept_any = True
+
+    def _save(self, stop_reason=None) -> Path | None:
+        if self.out_dir is None:
+            return None
+        if not self.kept_any:
+            if not all(torch.isfinite(p).all() for p in self.model.state_dict().values() if p.is_floating_point()):
+                return None
+            self._keep()
+        save_model(self.out_dir, self.kept, self._info(self.best_score, stop_reason))
+        return self.out_dir
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> Iterator[TrainProgress]:
+        cfg, device = self.config, self.device
+        self.step, self.best_score, self.kept_any = 0, None, False
+        self.kept = copy.deepcopy(self.model).cpu()
+        self._prepare_data()
+        model = self.model.to(device)
+        self.channels_last = device.type == "cuda"
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        model.train()
+        dtype = autocast_dtype(device, cfg.amp)
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
+
+        def autocast():
+            return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        total = cfg.epochs * cfg.steps_per_epoch
+        report_every = 1 if device.type == "cpu" else 10  # yielding needs the loss on the host: a sync
+        description = describe_device(device)
+        start = time.perf_counter()
+        times: deque[tuple[float, int]] = deque(maxlen=21)
+        times.append((start, 0))
+        loss_sum = torch.zeros((), device=device)
+        loss_count, since_best, stop_reason, last_loss = 0, 0, None, float("nan")
+        next_preview = cfg.preview_every
+        try:
+            while self.step < total:
+                elapsed = time.perf_counter() - start
+                if cfg.time_limit_s is not None and elapsed >= cfg.time_limit_s:
+                    stop_reason = "time limit reached"
+                    break
+                if self.dataset.version != self.data_version:
+                    labels, self.data_version = self.dataset.snapshot()
+                    self._refresh_labels(labels)
+                progress = self.step / total
+                if cfg.time_limit_s:
+                    progress = max(progress, elapsed / cfg.time_limit_s)
+                lr = learning_rate(cfg, progress, self.step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                images, labels, weights = self._batch()
+                with autocast():
+                    logits = model(images)
+                loss = segmentation_loss(logits.float(), labels, cfg.loss, self.class_weights, weights)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+                self.step += 1
+                loss_sum += loss.detach()
+                loss_count += 1
+                evaluate = self.step % cfg.eval_every == 0 or self.step == total
+                if self.step % report_every == 0 or evaluate:
+                    last_loss = float(loss.detach())
+                    if not math.isfinite(last_loss):
+                        stop_reason = (f"the loss became {last_loss} at step {self.step} (learning rate too high "
+                                       "or unusual input values); the last good model was kept")
+                        log.warning(stop_reason)
+                        break
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                if self.step % report_every and not evaluate:
+                    continue
+                now = time.perf_counter()
+                times.append((now, self.step))
+                rate = (times[-1][1] - times[0][1]) * cfg.batch_size / max(now - times[0][0], 1e-9)
+                val, is_best = None, False
+                if evaluate:
+                    val, is_best, stop_reason = self._evaluate(model, loss_sum, loss_count, lr, now - start,
+                                                               since_best, autocast)
+                    since_best = 0 if is_best else since_best + 1
+                    loss_sum.zero_()
+                    loss_count = 0
+                preview = None
+                if cfg.preview_every and self.step >= next_preview:
+                    next_preview = (self.step // cfg.preview_every + 1) * cfg.preview_every
+                    image = self.dataset.preview_image
+                    if image is not None:
+                        model.eval()
+                        try:
+                            preview = _predict_preview(model, image, device)
+                        finally:
+                            model.train()
+                yield self._progress(total, last_loss, lr, rate, now - start, val, is_best, preview,
+                                     description)
+                if stop_reason is not None:
+                    break
+            if stop_reason is None:
+                stop_reason = "finished"
+            final_val = None
+            if self.step and not stop_reason.startswith("the loss") and (self.step % cfg.eval_every) and self.step != total:
+                final_val, _, _ = self._evaluate(model, loss_sum, loss_count, lr, time.perf_counter() - start,
+                                                 -1, autocast)
+            model_dir = self._save(stop_reason)
+            self.saved = True
+            now = time.perf_counter()
+            mean_rate = self.step * cfg.batch_size / max(now - start, 1e-9)
+            final = self._progress(total, last_loss, lr, mean_rate, now - start, final_val, False, None, description)
+            final.done, final.stop_reason, final.model_dir, final.eta_s = True, stop_reason, model_dir, 0.0
+            yield final
+        finally:
+            if not getattr(self, "saved", False):
+                # Stopped from outside (close(), Ctrl-C, an error): save what is kept, quickly.
+                try:
+                    self._save("stopped")
+                except Exception:  # noqa: BLE001 - never mask the reason we are stopping
+                    log.exception("could not save the model while stopping")
+                self.saved = True
+
+    def _progress(self, total, loss, lr, rate, elapsed, val, is_best, preview, description) -> TrainProgress:
+        cfg = self.config
+        step_time = elapsed / max(self.step, 1)
+        eta = (total - self.step) * step_time
+        if cfg.time_limit_s is not None:
+            eta = min(eta, max(cfg.time_limit_s - elapsed, 0.0))
+        return TrainProgress(step=self.step, total_steps=total, epoch=(self.step - 1) // cfg.steps_per_epoch + 1,
+                             loss=loss, lr=lr, samples_per_s=rate, elapsed_s=elapsed, eta_s=eta, val=val,
+                             best_score=self.best_score, is_best=is_best, preview=preview,
+                             device=description, model_dir=self.out_dir if self.kept_any else None)
+
+    def _evaluate(self, model, loss_sum, loss_count, lr, elapsed, since_best, autocast):
+        """Score the validation set, record history, keep/save the best; return (val, is_best, stop)."""
+        cfg = self.config
+        train_loss = float(loss_sum) / max(loss_count, 1)
+        entry = {"step": self.step_offset + self.step, "epoch": (self.step - 1) // cfg.steps_per_epoch + 1,
+                 "loss": train_loss, "lr": lr, "elapsed_s": round(elapsed, 3)}
+        val, is_best, stop = None, False, None
+        if self.validator:
+            val = self.validator.evaluate(model, self.dataset.n_classes, self.class_weights, autocast)
+            entry.update({"val_loss": val["loss"], "mean_f1": val["mean_f1"], "mean_iou": val["mean_iou"],
+                          "f1": val["f1"], "iou": val["iou"]})
+            score = val["mean_f1"]
+            if score is not None and math.isfinite(val["loss"]) and (self.best_score is None or score > self.best_score):
+                self.best_score, is_best = score, True
+        elif math.isfinite(train_loss):
+            is_best = True  # no validation data: the latest model is the one to keep
+        self.history.append(entry)
+        if is_best:
+            self._keep()
+            self._save(None)
+        elif since_best >= 0 and since_best + 1 >= cfg.patience:
+            stop = f"early stopping: no better validation score in {cfg.patience} evaluations"
+        return val, is_best, stop
+

@@ -1,0 +1,306 @@
+"""The image canvas: raw image, prediction overlay and label overlay in one pyqtgraph view, a slice slider.
+
+Every layer is an ``ImageItem`` with ``axisOrder='row-major'``, explicit levels and a uint8 lookup table
+of at most 256 entries. The label overlay is cut into tiles (one ``ImageItem`` per tile): a brush stroke
+re-renders only the tiles its box touches, so painting stays fluid on big images. Scene coordinates are
+pixel edges: pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``; the painting tools work with pixel
+centres (``(i, j)``), as :class:`~unet_studio.core.labels.LabelVolume` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+TILE = 256
+COMPOSITE = -1
+
+#: Colours of the channels of a composite view (a 3- or 4-channel uint8 image is shown as RGB).
+CHANNEL_COLORS = np.array(
+    [[0, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32
+)
+
+
+def label_lut(colors: list[tuple[int, int, int]], alpha: int = 255) -> np.ndarray:
+    """A (256, 4) uint8 RGBA table: 0 transparent, value k -> colour of class k - 1."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    for k, rgb in enumerate(colors[:255]):
+        lut[k + 1, :3] = rgb
+        lut[k + 1, 3] = alpha
+    return lut
+
+
+def probability_lut(rgb: tuple[int, int, int], threshold: float = 0.0) -> np.ndarray:
+    """A (256, 4) table for one class's probability: transparent -> the class colour, cut below threshold."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    ramp = np.arange(256, dtype=np.float32) / 255.0
+    lut[:, :3] = np.asarray(rgb, dtype=np.uint8)
+    lut[:, 3] = np.rint(np.sqrt(ramp) * 255).astype(np.uint8)  # sqrt: faint evidence stays visible
+    lut[: int(np.ceil(threshold * 255)), 3] = 0
+    return lut
+
+
+def percentile_levels(plane: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """Display levels from percentiles of ``plane`` (on a subsample: fast on big images; NaN ignored)."""
+    step = max(1, int(np.sqrt(plane.size / 262144)))
+    sample = np.asarray(plane[::step, ::step], dtype=np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(sample, [low, high])
+    if hi <= lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+class ImageCanvas(QtWidgets.QWidget):
+    """The view. Signals carry pixel coordinates; the canvas itself never changes the session."""
+
+    slice_requested = QtCore.Signal(int)
+    cursor_moved = QtCore.Signal(int, int)   # row, column (pixel indices), -1, -1 outside the image
+    files_dropped = QtCore.Signal(list)      # list of paths
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.view = pg.GraphicsView(background="#1e1e1e")
+        self.viewbox = pg.ViewBox(invertY=True, lockAspect=True, enableMenu=False)
+        self.view.setCentralItem(self.viewbox)
+        self.raw_item = pg.ImageItem(axisOrder="row-major")
+        self.prediction_item = pg.ImageItem(axisOrder="row-major")
+        self.prediction_item.setZValue(1)
+        self.viewbox.addItem(self.raw_item)
+        self.viewbox.addItem(self.prediction_item)
+        self.label_tiles: dict[tuple[int, int], pg.ImageItem] = {}
+        self.brush_outline = QtWidgets.QGraphicsEllipseItem()
+        self.brush_outline.setPen(pg.mkPen((255, 255, 255, 200), width=1, cosmetic=True))
+        self.brush_outline.setZValue(10)
+        self.brush_outline.setVisible(False)
+        self.viewbox.addItem(self.brush_outline, ignoreBounds=True)
+
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.slider_label = QtWidgets.QLabel()
+        self.slider_label.setMinimumWidth(70)
+        self.slider.valueChanged.connect(self._on_slider)
+        slider_row = QtWidgets.QHBoxLayout()
+        slider_row.setContentsMargins(6, 0, 6, 2)
+        slider_row.addWidget(self.slider_label)
+        slider_row.addWidget(self.slider, 1)
+        self.slider_widget = QtWidgets.QWidget()
+        self.slider_widget.setLayout(slider_row)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.slider_widget)
+        self.slider_widget.setVisible(False)
+
+        self.shape: tuple[int, int] | None = None
+        self.stack_axis = "Z"
+        self._labels: np.ndarray | None = None
+        self._label_lut = label_lut([])
+        self._raw: np.ndarray | None = None
+        self.channel = 0
+        self.percentiles = (1.0, 99.8)
+        self.levels: tuple[float, float] = (0.0, 1.0)
+        self._brush_radius: float | None = None
+        self._label_opacity = 0.6
+        self._labels_visible = True
+        self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    # ------------------------------------------------------------------ coordinates
+
+    def scene_to_pixel(self, scene_pos: QtCore.QPointF) -> tuple[float, float]:
+        """Pixel-centre coordinates (row, column) of a scene position."""
+        point = self.viewbox.mapSceneToView(scene_pos)
+        return point.y() - 0.5, point.x() - 0.5
+
+    def viewport_to_pixel(self, pos: QtCore.QPointF | QtCore.QPoint) -> tuple[float, float]:
+        return self.scene_to_pixel(self.view.mapToScene(QtCore.QPointF(pos).toPoint()))
+
+    def pixel_to_viewport(self, y: float, x: float) -> QtCore.QPoint:
+        """Viewport position of pixel centre (y, x): what tests click on."""
+        scene = self.viewbox.mapViewToScene(QtCore.QPointF(x + 0.5, y + 0.5))
+        return self.view.mapFromScene(scene)
+
+    def _on_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        if self.shape is None:
+            return
+        y, x = self.scene_to_pixel(scene_pos)
+        iy, ix = int(round(y)), int(round(x))
+        if 0 <= iy < self.shape[0] and 0 <= ix < self.shape[1]:
+            self.cursor_moved.emit(iy, ix)
+        else:
+            self.cursor_moved.emit(-1, -1)
+        self._place_outline(y, x)
+
+    def set_brush_outline(self, radius: float | None) -> None:
+        """Show a circle of ``radius`` pixels under the cursor (None hides it)."""
+        self._brush_radius = radius
+        self.brush_outline.setVisible(radius is not None)
+
+    def _place_outline(self, y: float, x: float) -> None:
+        if self._brush_radius is None:
+            return
+        r = max(self._brush_radius, 0.5)
+        self.brush_outline.setRect(x + 0.5 - r, y + 0.5 - r, 2 * r, 2 * r)
+
+    # ------------------------------------------------------------------ slices
+
+    def set_slice_range(self, count: int, axis: str = "Z") -> None:
+        self.stack_axis = axis or "Z"
+        with QtCore.QSignalBlocker(self.slider):
+            self.slider.setRange(0, max(count - 1, 0))
+        self.slider_widget.setVisible(count > 1)
+        self._update_slider_label()
+
+    def set_slice(self, index: int) -> None:
+        with QtCore.QSignalBlocker(self.slider):
+            self.slider.setValue(index)
+        self._update_slider_label()
+
+    def _on_slider(self, value: int) -> None:
+        self._update_slider_label()
+        self.slice_requested.emit(value)
+
+    def _update_slider_label(self) -> None:
+        self.slider_label.setText(f"{self.stack_axis} {self.slider.value() + 1}/{self.slider.maximum() + 1}")
+
+    # ------------------------------------------------------------------ raw image
+
+    def set_raw(self, raw: np.ndarray | None, reset_view: bool = False) -> None:
+        """Show a (C, Y, X) slice with the current channel choice and percentile contrast."""
+        self._raw = raw
+        if raw is None:
+            self.raw_item.clear()
+            self.shape = None
+            return
+        shape = raw.shape[1:]
+        reset_view = reset_view or shape != self.shape
+        self.shape = shape
+        self._render_raw()
+        if reset_view:
+            self.viewbox.setRange(QtCore.QRectF(0, 0, shape[1], shape[0]), padding=0.02)
+
+    def set_channel(self, channel: int) -> None:
+        self.channel = channel
+        self._render_raw()
+
+    def set_percentiles(self, low: float, high: float) -> None:
+        self.percentiles = (float(low), float(max(high, low + 0.01)))
+        self._render_raw()
+
+    def _render_raw(self) -> None:
+        raw = self._raw
+        if raw is None:
+            return
+        low, high = self.percentiles
+        channel = self.channel if self.channel < raw.shape[0] else 0
+        if channel == COMPOSITE and raw.shape[0] > 1:
+            rgb = self._composite(raw, low, high)
+            self.levels = (0.0, 255.0)
+            self.raw_item.setImage(rgb, levels=(0, 255), autoLevels=False)
+            return
+        plane = raw[max(channel, 0)]
+        if plane.dtype not in (np.uint8, np.uint16, np.float32):
+            plane = plane.astype(np.float32)
+        plane = np.ascontiguousarray(plane)
+        self.levels = percentile_levels(plane, low, high)
+        self.raw_item.setImage(plane, levels=self.levels, autoLevels=False)
+
+    @staticmethod
+    def _composite(raw: np.ndarray, low: float, high: float) -> np.ndarray:
+        channels = raw.shape[0]
+        if channels in (3, 4) and raw.dtype == np.uint8:
+            return np.ascontiguousarray(np.moveaxis(raw[:3], 0, -1))
+        out = np.zeros(raw.shape[1:] + (3,), dtype=np.float32)
+        for c in range(channels):
+            lo, hi = percentile_levels(raw[c], low, high)
+            plane = np.clip((raw[c].astype(np.float32) - lo) / (hi - lo), 0, 1)
+            out += plane[..., None] * CHANNEL_COLORS[c % len(CHANNEL_COLORS)]
+        return (np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+    # ------------------------------------------------------------------ labels
+
+    def set_label_colors(self, colors: list[tuple[int, int, int]]) -> None:
+        self._label_lut = label_lut(colors)
+        for item in self.label_tiles.values():
+            item.setLookupTable(self._label_lut)
+
+    def set_label_opacity(self, opacity: float) -> None:
+        self._label_opacity = float(opacity)
+        for item in self.label_tiles.values():
+            item.setOpacity(self._label_opacity)
+
+    def set_labels_visible(self, visible: bool) -> None:
+        self._labels_visible = bool(visible)
+        for item in self.label_tiles.values():
+            item.setVisible(self._labels_visible)
+
+    def set_labels(self, labels: np.ndarray | None) -> None:
+        """Show a (Y, X) label slice; the canvas keeps a reference and re-reads it on :meth:`update_labels`."""
+        self._labels = labels
+        if labels is None:
+            for item in self.label_tiles.values():
+                self.viewbox.removeItem(item)
+            self.label_tiles.clear()
+            return
+        height, width = labels.shape
+        wanted = {(ty, tx) for ty in range(0, height, TILE) for tx in range(0, width, TILE)}
+        if set(self.label_tiles) != wanted:
+            for item in self.label_tiles.values():
+                self.viewbox.removeItem(item)
+            self.label_tiles.clear()
+            for ty, tx in sorted(wanted):
+                item = pg.ImageItem(axisOrder="row-major")
+                item.setZValue(2)
+                item.setPos(tx, ty)
+                item.setOpacity(self._label_opacity)
+                item.setVisible(self._labels_visible)
+                self.viewbox.addItem(item)
+                self.label_tiles[(ty, tx)] = item
+        self.update_labels(None)
+
+    def update_labels(self, box: tuple[int, int, int, int] | None) -> int:
+        """Re-render the label tiles that ``box`` touches (all when None); returns how many."""
+        labels = self._labels
+        if labels is None:
+            return 0
+        height, width = labels.shape
+        y0, y1, x0, x1 = box if box is not None else (0, height, 0, width)
+        count = 0
+        for (ty, tx), item in self.label_tiles.items():
+            if ty >= y1 or ty + TILE <= y0 or tx >= x1 or tx + TILE <= x0:
+                continue
+            tile = np.ascontiguousarray(labels[ty : ty + TILE, tx : tx + TILE])
+            item.setImage(tile, lut=self._label_lut, levels=(0, 255), autoLevels=False)
+            count += 1
+        return count
+
+    # ------------------------------------------------------------------ prediction overlay
+
+    def set_prediction(self, image: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+        """Show a (Y, X) uint8 prediction image through ``lut`` (None hides the overlay)."""
+        if image is None:
+            self.prediction_item.clear()
+            self.prediction_item.setVisible(False)
+            return
+        self.prediction_item.setVisible(True)
+        self.prediction_item.setImage(np.ascontiguousarray(image), lut=lut, levels=(0, 255), autoLevels=False)
+
+    def set_prediction_opacity(self, opacity: float) -> None:
+        self.prediction_item.setOpacity(float(opacity))
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)

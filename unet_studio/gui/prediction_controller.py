@@ -1,0 +1,268 @@
+"""Prediction and export from the application, in a background worker.
+
+``predict(scope)`` runs tiled inference with the project's model over the current slice, the current
+image or every image; each finished slice lands in the session's probability overlay. ``export(...)``
+writes the CLI's outputs (``NAME_labels.tif``, ``NAME_probabilities.tif``, ``NAME_instances.tif``,
+``NAME_measurements.csv``), the painted labels (``NAME_annotations.tif``) and a copy of the model folder,
+predicting the slices that have no prediction yet. The worker loads its own model and opens its own
+copy of each image file; the GUI thread only copies what it hands over.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
+
+from ..core.errors import ModelFileError
+from .session import Session
+from .warmup import gui_compute_threads
+from .workers import GeneratorWorker
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("slice", "image", "all")
+EXPORTS = ("labels", "probabilities", "instances", "measurements", "annotations", "model")
+
+
+@dataclass
+class _Step:
+    done: float
+    total: int
+    text: str = ""
+
+
+@dataclass
+class _Result:
+    image_index: int
+    slice_index: int
+    probs: np.ndarray  # (K, Y, X) uint8
+
+
+def _load_model(model_dir: Path, n_classes: int):
+    from ..core.checkpoint import load_model
+    from ..core.device import configure_cpu_threads, select_device
+
+    device = select_device("auto")
+    if device.type == "cpu":
+        configure_cpu_threads(gui_compute_threads())
+    model, info = load_model(model_dir, device)
+    if info.model_config.n_classes != n_classes:
+        raise ModelFileError(
+            f"the project's model predicts {info.model_config.n_classes} classes but the project has "
+            f"{n_classes}; train again to get a model for the current classes")
+    return model, info
+
+
+def _predict_slices(model, info, stack, slices, progress_base, total):
+    """Yield _Step and (slice index, (K, Y, X) float32) for each slice of ``stack``."""
+    from ..core.config import InferConfig
+    from ..core.inference import iter_predict, make_normalizer
+
+    normalize = make_normalizer(info.normalization)
+    for n, slice_index in enumerate(slices):
+        image = normalize(stack.get_slice(slice_index))
+        for item in iter_predict(model, image, InferConfig()):
+            fraction = item.tiles_done / max(item.tiles_total, 1)
+            yield _Step(progress_base + n + fraction, total)
+            if item.result is not None:
+                yield slice_index, item.result
+
+
+class PredictionController(QtCore.QObject):
+    """Runs one prediction or export at a time."""
+
+    busy_changed = QtCore.Signal(bool)
+    progressed = QtCore.Signal(int, int)       # done, total (slices)
+    finished = QtCore.Signal(str)              # a short summary for the status bar
+    failed = QtCore.Signal(str, str)           # message, details
+
+    def __init__(self, session: Session, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.worker: GeneratorWorker | None = None
+        self._summary = ""
+        self._count = 0
+
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    def targets(self, scope: str) -> list[tuple[int, list[int]]]:
+        """(image index, slice indices) to predict for ``scope`` ("slice", "image" or "all")."""
+        session = self.session
+        if session.current is None:
+            return []
+        if scope == "slice":
+            return [(session.current_index, [session.current_slice])]
+        if scope == "image":
+            return [(session.current_index, list(range(session.current.n_slices)))]
+        return [(i, list(range(state.n_slices))) for i, state in enumerate(session.images)]
+
+    def _model_dir(self) -> Path:
+        model_dir = self.session.model_dir
+        if model_dir is None:
+            raise ModelFileError("the project has no model yet: paint some labels and press Train first")
+        return model_dir
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, scope: str = "all") -> None:
+        """Predict ``scope`` in the background; raises UNetStudioError when there is no model."""
+        if self.is_running():
+            return
+        model_dir, n_classes = self._model_dir(), len(self.session.classes)
+        jobs = [(i, self.session.images[i].entry.path, slices) for i, slices in self.targets(scope)]
+        total = sum(len(slices) for _, _, slices in jobs)
+
+        def run() -> Iterator:
+            from ..core import io
+
+            model, info = _load_model(model_dir, n_classes)
+            base = 0
+            for image_index, path, slices in jobs:
+                with io.read_image(path) as stack:
+                    for item in _predict_slices(model, info, stack, slices, base, total):
+                        if isinstance(item, _Step):
+                            yield item
+                        else:
+                            from ..core.inference import probabilities_to_uint8
+
+                            yield _Result(image_index, item[0], probabilities_to_uint8(item[1]))
+                base += len(slices)
+
+        self._start(run, f"predicted {total} slice(s)")
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, folder: str | Path, what: set[str] | None = None, scope: str = "image",
+               thresholds: list[float] | None = None) -> None:
+        """Write the chosen outputs (see ``EXPORTS``) of the current image or all images into ``folder``."""
+        if self.is_running():
+            return
+        what = set(EXPORTS if what is None else what)
+        folder = Path(folder)
+        session = self.session
+        needs_model = bool(what & {"labels", "probabilities", "instances", "measurements"})
+        model_dir = self._model_dir() if needs_model or "model" in what else None
+        n_classes = len(session.classes)
+        class_names = [c.name for c in session.classes]
+        thresholds = list(thresholds or [])
+        jobs = []
+        for image_index, slices in self.targets("all" if scope == "all" else "image"):
+            state = session.images[image_index]
+            known = {s: p.copy() for s, p in state.probabilities.items()}
+            jobs.append((image_index, state.name, state.entry.path, slices, known,
+                         state.labels.data.copy() if "annotations" in what else None))
+        total = max(sum(len(j[3]) for j in jobs), 1)
+
+        def run() -> Iterator:
+            from ..core import io
+            from ..core import postprocess as post
+            from ..core.inference import probabilities_to_labels
+
+            folder.mkdir(parents=True, exist_ok=True)
+            model = info = None
+            base = 0
+            for image_index, name, path, slices, known, annotations in jobs:
+                with io.read_image(path) as stack:
+                    size = (stack.pixel_size, stack.unit or None)
+                    if annotations is not None:
+                        io.write_labels(folder / f"{name}_annotations.tif", _squeeze(annotations), *size)
+                    if not needs_model:
+                        base += len(slices)
+                        yield _Step(base, total, name)
+                        continue
+                    probs = {s: known[s].astype(np.float32) / 255.0 for s in slices if s in known}
+                    missing = [s for s in slices if s not in probs]
+                    if missing:
+                        if model is None:
+                            model, info = _load_model(model_dir, n_classes)
+                        for item in _predict_slices(model, info, stack, missing, base, total):
+                            if isinstance(item, _Step):
+                                yield item
+                            else:
+                                probs[item[0]] = item[1]
+                    stacked = np.stack([probs[s] for s in slices])
+                    use = thresholds if len(thresholds) == n_classes else ()
+                    labels = np.stack([probabilities_to_labels(p, list(range(1, n_classes + 1)), use)
+                                       for p in stacked])
+                    if "labels" in what:
+                        io.write_labels(folder / f"{name}_labels.tif", _squeeze(labels), *size)
+                    if "probabilities" in what:
+                        io.write_probabilities(folder / f"{name}_probabilities.tif", _squeeze(stacked), *size,
+                                               class_names=class_names)
+                    if what & {"instances", "measurements"}:
+                        instances, tables = [], []
+                        for n, s in enumerate(slices):
+                            objects = post.find_instances(labels[n] == n_classes, stacked[n][-1])
+                            instances.append(objects)
+                            if "measurements" in what:
+                                table = post.measure(objects, stack.get_slice(s), stack.pixel_size, stack.unit)
+                                # As the CLI writes it: a "slice" column for stacks only.
+                                tables.append(({"slice": s} if len(stack) > 1 else {}, table))
+                        if "instances" in what:
+                            io.write_labels(folder / f"{name}_instances.tif", _squeeze(np.stack(instances)),
+                                            *size)
+                        if "measurements" in what:
+                            post.write_measurements_csv(folder / f"{name}_measurements.csv", tables)
+                base += len(slices)
+                yield _Step(base, total, name)
+            if "model" in what and model_dir is not None:
+                target = folder / "model"
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(model_dir, target)
+
+        self._start(run, f"exported to {folder}")
+
+    # ------------------------------------------------------------------ running
+
+    def _start(self, run, summary: str) -> None:
+        self._summary = summary
+        self.worker = GeneratorWorker(run, self)
+        self.worker.yielded.connect(self._on_item)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+        self.busy_changed.emit(True)
+
+    def _on_error(self, message: str, details: str) -> None:
+        self._summary = "failed"
+        self.failed.emit(message, details)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self._summary = "cancelled"
+            self.worker.stop()
+
+    def shutdown(self, ms: int = 30000) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker.wait(ms)
+            QtCore.QCoreApplication.sendPostedEvents()
+
+    def _on_item(self, item) -> None:
+        if isinstance(item, _Step):
+            self.progressed.emit(int(item.done), int(item.total))
+        elif isinstance(item, _Result):
+            self.session.set_probabilities(item.image_index, item.slice_index, item.probs)
+
+    def _on_finished(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.deleteLater()
+        self.busy_changed.emit(False)
+        self.finished.emit(self._summary)
+
+
+def _squeeze(array: np.ndarray) -> np.ndarray:
+    """A single slice is written as a 2-D image (or (K, Y, X) probabilities), as the CLI does."""
+    return array[0] if array.shape[0] == 1 else array
+
+
+__all__ = ["PredictionController", "SCOPES", "EXPORTS"]

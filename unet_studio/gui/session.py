@@ -1,0 +1,491 @@
+"""The session: the open project's state (images, labels, classes, predictions, model), with signals.
+
+Views listen to the signals and never change the state behind the session's back; the painting tools,
+the controllers and the panels call the session's methods. Labels autosave into the project folder a
+couple of seconds after the last edit, written from a copy in a background thread, and on close.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
+
+from ..core import project as proj
+from ..core.errors import UNetStudioError
+from ..core.labels import Box, LabelVolume
+from .session_saving import SavingMixin
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class ImageState:
+    """One image of the session: its lazily read stack, its labels and its predictions."""
+
+    entry: proj.ImageEntry
+    stack: object  # core.io.ImageStack
+    labels: LabelVolume
+    saved_version: int = 0
+    forced_dirty: bool = False
+    probabilities: dict[int, np.ndarray] = field(default_factory=dict)  # slice -> (K, Y, X) uint8
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def n_slices(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def dirty(self) -> bool:
+        return self.forced_dirty or self.labels.version != self.saved_version
+
+    def labelled_slices(self) -> list[int]:
+        data = self.labels.data
+        return [int(s) for s in np.flatnonzero(data.reshape(data.shape[0], -1).any(axis=1))]
+
+
+class Session(SavingMixin, QtCore.QObject):
+    """Owns the project state and tells the views about every change."""
+
+    project_changed = QtCore.Signal()                  # a project was opened, created or saved elsewhere
+    images_changed = QtCore.Signal()                   # the image list changed
+    current_changed = QtCore.Signal(int, int)          # image index, slice index
+    labels_changed = QtCore.Signal(int, int, object)   # image index, slice index, Box or None (all)
+    classes_changed = QtCore.Signal()
+    active_class_changed = QtCore.Signal(int)          # class index (0-based; painted value = index + 1)
+    probabilities_changed = QtCore.Signal(int, int)    # image index, slice index
+    model_changed = QtCore.Signal()
+    dirty_changed = QtCore.Signal(bool)
+    about_to_save = QtCore.Signal()                    # last chance to update project.settings
+    saved = QtCore.Signal(str)                         # where
+    error = QtCore.Signal(str, str)                    # title, message
+    _save_finished = QtCore.Signal(object, str)        # from the writer thread: saved states, error
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = proj.Project()
+        self.images: list[ImageState] = []
+        self.current_index = -1
+        self.current_slice = 0
+        self.active_class = 1 if len(self.project.classes) > 1 else 0
+        self._stroke_open = False
+        self._slice_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._writer = None
+        self._was_dirty = False
+        self._project_dirty = False
+        self.discarded = False  # the person chose to drop this untitled project
+        self.last_save_error = ""
+        self._autosave = QtCore.QTimer(self)
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(self.AUTOSAVE_DELAY_MS)
+        self._autosave.timeout.connect(self.save_in_background)
+        self._save_finished.connect(self._on_save_finished)
+
+    # ------------------------------------------------------------------ state queries
+
+    @property
+    def current(self) -> ImageState | None:
+        return self.images[self.current_index] if 0 <= self.current_index < len(self.images) else None
+
+    @property
+    def classes(self) -> list[proj.ClassInfo]:
+        return self.project.classes
+
+    @property
+    def folder(self) -> Path | None:
+        return self.project.folder
+
+    @property
+    def is_untitled(self) -> bool:
+        return proj.is_untitled(self.project.folder)
+
+    @property
+    def is_dirty(self) -> bool:
+        return self._project_dirty or any(state.dirty for state in self.images)
+
+    @property
+    def model_dir(self) -> Path | None:
+        return self.project.model_dir if self.project.has_model() else None
+
+    def has_labels(self) -> bool:
+        return any(state.labels.data.any() for state in self.images)
+
+    def image_slice(self, image_index: int | None = None, slice_index: int | None = None) -> np.ndarray:
+        """The raw (C, Y, X) data of a slice, in the file's dtype (a few slices are cached)."""
+        image_index = self.current_index if image_index is None else image_index
+        slice_index = self.current_slice if slice_index is None else slice_index
+        key = (image_index, slice_index)
+        if key not in self._slice_cache:
+            if len(self._slice_cache) >= 6:
+                self._slice_cache.pop(next(iter(self._slice_cache)))
+            self._slice_cache[key] = np.asarray(self.images[image_index].stack.get_slice(slice_index))
+        return self._slice_cache[key]
+
+    def normalized_slice(self, image_index: int | None = None, slice_index: int | None = None) -> np.ndarray:
+        from ..core import io
+
+        return io.normalize_percentile(self.image_slice(image_index, slice_index))
+
+    def probabilities(self, image_index: int | None = None, slice_index: int | None = None):
+        """The (K, Y, X) uint8 prediction of a slice, or None."""
+        image_index = self.current_index if image_index is None else image_index
+        slice_index = self.current_slice if slice_index is None else slice_index
+        if not 0 <= image_index < len(self.images):
+            return None
+        return self.images[image_index].probabilities.get(slice_index)
+
+    # ------------------------------------------------------------------ images and projects
+
+    def open_image(self, path: str | Path) -> int:
+        """Add an image to the project (or find it) and show it; raises UNetStudioError when unreadable."""
+        path = Path(path).resolve()
+        for index, state in enumerate(self.images):
+            if state.entry.path == path:
+                self.set_current(index, 0)
+                return index
+        entry = proj.ImageEntry(path=path, name=self.project.unique_name(path))
+        state = self._load_state(entry)
+        self.project.images.append(entry)
+        self.images.append(state)
+        self._project_dirty = True
+        self.images_changed.emit()
+        self.set_current(len(self.images) - 1, 0)
+        self._schedule_autosave()
+        return len(self.images) - 1
+
+    def _load_state(self, entry: proj.ImageEntry) -> ImageState:
+        from ..core import io
+
+        if not entry.path.exists():
+            raise UNetStudioError(f"the image {entry.path} does not exist (moved or deleted?)")
+        stack = io.read_image(entry.path)
+        n_slices, _, height, width = stack.shape
+        shape = (n_slices, height, width)
+        labels = None
+        if self.project.folder is not None:
+            label_path = self.project.labels_path(entry.name)
+            if label_path.is_file():
+                labels = proj.load_labels(label_path, shape, len(self.project.classes))
+        volume = LabelVolume(shape=shape) if labels is None else LabelVolume(data=labels)
+        return ImageState(entry=entry, stack=stack, labels=volume, saved_version=volume.version)
+
+    def remove_image(self, index: int) -> None:
+        state = self.images.pop(index)
+        self.project.images.remove(state.entry)
+        _close_quietly(state.stack)
+        self._slice_cache.clear()
+        self._project_dirty = True
+        self.images_changed.emit()
+        self.set_current(min(index, len(self.images) - 1), 0)
+        self._schedule_autosave()
+
+    def open_project(self, folder: str | Path) -> list[str]:
+        """Open a project folder (creating it when it is empty); returns problems with single images."""
+        folder = Path(folder).resolve()
+        if proj.is_project_folder(folder):
+            project = proj.load_project(folder)
+        else:
+            if folder.exists() and not folder.is_dir():
+                raise proj.ProjectError(f"{folder} is a file, not a project folder; open a folder")
+            if folder.exists() and any(folder.iterdir()):
+                raise proj.ProjectError(f"{folder} is not a UNet Studio project folder and not empty")
+            project = proj.create_project(folder)
+        self._close_images()
+        self.project = project
+        problems = []
+        for entry in list(project.images):
+            try:
+                self.images.append(self._load_state(entry))
+            except UNetStudioError as exc:
+                # The entry stays in project.json (and its label file untouched) for when the file is back.
+                problems.append(str(exc))
+        self.active_class = min(self.active_class, len(self.classes) - 1)
+        self._project_dirty = bool(problems)
+        if not self.is_untitled:
+            proj.add_recent(folder)
+        self.classes_changed.emit()
+        self.images_changed.emit()
+        self.project_changed.emit()
+        self.model_changed.emit()
+        self.set_current(0 if self.images else -1, 0)
+        self._emit_dirty()
+        return problems
+
+    def save_project_as(self, folder: str | Path) -> None:
+        """Save everything into ``folder`` (the project moves there; its model is copied along)."""
+        folder = Path(folder).resolve()
+        if proj.is_project_folder(folder) and folder != self.project.folder:
+            raise proj.ProjectError(f"{folder} already holds another project; choose an empty folder")
+        self.wait_for_writer()
+        old_model = self.model_dir
+        old_folder = self.project.folder
+        self.project.folder = folder
+        if old_model is not None and old_model.resolve() != self.project.model_dir.resolve():
+            shutil.copytree(old_model, self.project.model_dir, dirs_exist_ok=True)
+        for state in self.images:
+            state.forced_dirty = True
+        self.save_now()
+        if old_folder is not None and proj.is_untitled(old_folder) and old_folder != folder:
+            shutil.rmtree(old_folder, ignore_errors=True)
+        proj.add_recent(folder)
+        self.project_changed.emit()
+        self.model_changed.emit()
+
+    def _close_images(self) -> None:
+        for state in self.images:
+            _close_quietly(state.stack)
+        self.images = []
+        self._slice_cache.clear()
+        self.current_index = -1
+
+    def discard_untitled(self) -> None:
+        """Forget an untitled project (the person said so); its scratch folder is removed."""
+        self.wait_for_writer()
+        folder = self.project.folder
+        if folder is not None and proj.is_untitled(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        for state in self.images:
+            state.saved_version, state.forced_dirty = state.labels.version, False
+        self._project_dirty = False
+        self.project.folder = None
+        self.discarded = True
+
+    def close(self) -> None:
+        """Stop the autosave timer, finish a background write and release the image files."""
+        self._autosave.stop()
+        self.wait_for_writer()
+        self._close_images()
+
+    # ------------------------------------------------------------------ navigation
+
+    def set_current(self, image_index: int, slice_index: int = 0) -> None:
+        if image_index < 0 or image_index >= len(self.images):
+            self.current_index, self.current_slice = -1, 0
+            self.current_changed.emit(-1, 0)
+            return
+        slice_index = int(np.clip(slice_index, 0, self.images[image_index].n_slices - 1))
+        if (image_index, slice_index) == (self.current_index, self.current_slice):
+            return
+        self.end_stroke()
+        self.current_index, self.current_slice = image_index, slice_index
+        self.current_changed.emit(image_index, slice_index)
+
+    def set_current_slice(self, slice_index: int) -> None:
+        self.set_current(self.current_index, slice_index)
+
+    # ------------------------------------------------------------------ classes
+
+    def set_active_class(self, index: int) -> None:
+        index = int(np.clip(index, 0, len(self.classes) - 1))
+        if index != self.active_class:
+            self.active_class = index
+            self.active_class_changed.emit(index)
+
+    def add_class(self, name: str | None = None, color: str | None = None) -> int:
+        if len(self.classes) >= 255:
+            raise UNetStudioError("a project holds at most 255 classes")
+        color = color or proj.next_color([c.color for c in self.classes])
+        self.classes.append(proj.ClassInfo(name or f"class {len(self.classes) + 1}", color))
+        self._classes_edited()
+        self.set_active_class(len(self.classes) - 1)
+        return len(self.classes) - 1
+
+    def rename_class(self, index: int, name: str) -> None:
+        if name and self.classes[index].name != name:
+            self.classes[index].name = name
+            self._classes_edited()
+
+    def recolor_class(self, index: int, color: str) -> None:
+        if self.classes[index].color != color:
+            self.classes[index].color = color
+            self._classes_edited()
+
+    def remove_class(self, index: int) -> None:
+        """Delete a class: its pixels become unlabelled, higher classes move down (undo history is cleared)."""
+        if len(self.classes) <= 1:
+            raise UNetStudioError("a project needs at least one class")
+        value = index + 1
+        for state in self.images:
+            data = state.labels.data
+            if (data >= value).any():
+                data[data == value] = 0
+                data[data > value] -= 1
+                state.labels.clear_history()
+                state.forced_dirty = True
+            state.probabilities.clear()
+        del self.classes[index]
+        self.active_class = min(self.active_class, len(self.classes) - 1)
+        self._classes_edited()
+        if self.current is not None:
+            self.labels_changed.emit(self.current_index, self.current_slice, None)
+            self.probabilities_changed.emit(self.current_index, self.current_slice)
+
+    def _classes_edited(self) -> None:
+        self._project_dirty = True
+        self.classes_changed.emit()
+        self._schedule_autosave()
+
+    # ------------------------------------------------------------------ painting (current image)
+
+    def begin_stroke(self) -> None:
+        state = self.current
+        if state is not None:
+            state.labels.begin_stroke(self.current_slice)
+            self._stroke_open = True
+
+    def end_stroke(self) -> None:
+        state = self.current
+        if self._stroke_open and state is not None:
+            state.labels.end_stroke()
+            self._schedule_autosave()
+        self._stroke_open = False
+
+    def paint_line(self, start, end, radius: float, value: int) -> Box | None:
+        state = self.current
+        if state is None:
+            return None
+        box = state.labels.paint_line(self.current_slice, start, end, radius, value)
+        self._after_edit(box)
+        return box
+
+    def fill(self, y: float, x: float, value: int) -> Box | None:
+        state = self.current
+        if state is None:
+            return None
+        box = state.labels.fill(self.current_slice, y, x, value)
+        self._after_edit(box)
+        self._schedule_autosave()
+        return box
+
+    def set_slice_labels(self, values: np.ndarray) -> Box | None:
+        """Replace the current slice's labels by ``values`` as one undoable stroke."""
+        state = self.current
+        if state is None:
+            return None
+        height, width = values.shape
+        state.labels.begin_stroke(self.current_slice)
+        box = state.labels.set_region(self.current_slice, (0, height, 0, width), values)
+        state.labels.end_stroke()
+        self._after_edit(box)
+        self._schedule_autosave()
+        return box
+
+    def label_at(self, y: int, x: int) -> int:
+        state = self.current
+        if state is None:
+            return 0
+        _, height, width = state.labels.shape
+        if 0 <= y < height and 0 <= x < width:
+            return int(state.labels.data[self.current_slice, y, x])
+        return 0
+
+    def undo(self) -> bool:
+        return self._history(lambda labels: labels.undo())
+
+    def redo(self) -> bool:
+        return self._history(lambda labels: labels.redo())
+
+    def _history(self, action) -> bool:
+        state = self.current
+        if state is None:
+            return False
+        self.end_stroke()
+        result = action(state.labels)
+        if result is None:
+            return False
+        slice_index, box = result
+        self.set_current_slice(slice_index)
+        self.labels_changed.emit(self.current_index, slice_index, box)
+        self._schedule_autosave()
+        self._emit_dirty()
+        return True
+
+    def _after_edit(self, box: Box | None) -> None:
+        if box is not None:
+            self.labels_changed.emit(self.current_index, self.current_slice, box)
+            self._emit_dirty()
+
+    # ------------------------------------------------------------------ predictions
+
+    def set_probabilities(self, image_index: int, slice_index: int, probs: np.ndarray) -> None:
+        """Store a (K, Y, X) prediction (float in [0, 1] or uint8) and tell the views."""
+        if not 0 <= image_index < len(self.images):
+            return
+        probs = np.asarray(probs)
+        if probs.dtype != np.uint8:
+            probs = np.clip(np.rint(probs * 255.0), 0, 255).astype(np.uint8)
+        self.images[image_index].probabilities[slice_index] = probs
+        self.probabilities_changed.emit(image_index, slice_index)
+
+    def clear_probabilities(self) -> None:
+        for state in self.images:
+            state.probabilities.clear()
+        if self.current is not None:
+            self.probabilities_changed.emit(self.current_index, self.current_slice)
+
+    def prediction_labels(self, thresholds=()) -> np.ndarray | None:
+        """The current slice's prediction as class values 1..K (see :func:`argmax_labels`)."""
+        probs = self.probabilities()
+        if probs is None:
+            return None
+        return argmax_labels(probs, thresholds)
+
+    def accept_prediction(self, thresholds=()) -> Box | None:
+        """Copy the current slice's prediction into its labels, as one undoable stroke."""
+        values = self.prediction_labels(thresholds)
+        if values is None:
+            return None
+        return self.set_slice_labels(values.astype(np.uint8))
+
+    def notify_model_changed(self) -> None:
+        self.model_changed.emit()
+
+    def ensure_folder(self) -> Path:
+        """The project folder, creating an untitled one (autosaved scratch folder) when there is none."""
+        if self.project.folder is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            base = proj.untitled_projects_dir()
+            folder, n = base / stamp, 2
+            while folder.exists():
+                folder, n = base / f"{stamp}-{n}", n + 1
+            self.project.folder = folder
+            proj.save_project(self.project)
+            proj.add_recent(folder)
+            self.project_changed.emit()
+        return self.project.folder
+
+
+def argmax_labels(probs: np.ndarray, thresholds=()) -> np.ndarray:
+    """Class values (k + 1) of a (K, Y, X) prediction (uint8 0..255 or float 0..1), as uint8.
+
+    Same rule as ``core.inference.probabilities_to_labels`` (without importing PyTorch): a class with a
+    threshold wins where its probability reaches it (the one furthest above wins) and never elsewhere;
+    other pixels take the most probable class without a threshold.
+    """
+    probs = np.asarray(probs)
+    scale = 255.0 if probs.dtype == np.uint8 else 1.0
+    thresholds = list(thresholds or ())
+    if thresholds and len(thresholds) == probs.shape[0] and any(t > 0 for t in thresholds):
+        scores = probs.astype(np.float32) / scale
+        for k, t in enumerate(thresholds):
+            if t and t > 0:
+                passing = scores[k] >= t
+                scores[k] = np.where(passing, 2.0 + scores[k] - t, -1.0)
+        winner = np.argmax(scores, axis=0)
+    else:
+        winner = np.argmax(probs, axis=0)
+    return (winner + 1).astype(np.uint8)
+
+
+def _close_quietly(stack) -> None:
+    try:
+        stack.close()
+    except Exception:  # closing a file handle must never break the session
+        log.debug("closing %s failed", stack, exc_info=True)

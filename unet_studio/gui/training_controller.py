@@ -1,0 +1,248 @@
+"""Training from the application: the project's labelled slices -> core training in a background worker.
+
+The worker thread builds the :class:`~unet_studio.core.data.TrainingSet` itself (it opens its own copy
+of each image file and normalises the labelled slices), then runs :func:`core.training.train`. The GUI
+thread only copies the label slices at start, forwards each :class:`TrainProgress` to the training
+panel, shows previews in the session's probability overlay, and pushes new label edits and the visible
+slice into the running training set (both thread-safe). Stopping closes the generator at its next step;
+the training module then writes the best model into the project's ``models/current``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6 import QtCore
+
+from ..core.errors import DataError
+from .session import Session
+from .warmup import gui_compute_threads
+from .workers import GeneratorWorker
+
+log = logging.getLogger(__name__)
+
+#: Label edits reach the running training at most this often (copying a slice is cheap, but not free).
+PUSH_LABELS_MS = 500
+
+
+@dataclass
+class _DatasetReady:
+    """First item of the worker's generator: the training set, so the GUI can talk to it."""
+
+    dataset: object
+    items: list[tuple[int, int]]
+
+
+@dataclass
+class _Progress:
+    progress: object     # TrainProgress
+    source: object       # the preview image its preview was computed from, when known
+
+
+class TrainingController(QtCore.QObject):
+    """Runs one training at a time; see the module docstring.
+
+    ``config_hook(model_config, train_config) -> (model_config, train_config)`` lets tests (and power
+    users) change the preset's configuration, e.g. to a tiny network.
+    """
+
+    started = QtCore.Signal()
+    progressed = QtCore.Signal(object)         # TrainProgress
+    preview_shown = QtCore.Signal(int, int)    # image index, slice index
+    finished = QtCore.Signal(bool)             # True when a model was written
+    failed = QtCore.Signal(str, str)           # message, details
+
+    def __init__(self, session: Session, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.worker: GeneratorWorker | None = None
+        self.config_hook: Callable | None = None
+        self._dataset = None
+        self._items: list[tuple[int, int]] = []
+        self._pushed_versions: dict[int, int] = {}
+        self._preview_sources: list[tuple[np.ndarray, tuple[int, int]]] = []
+        self._start_key: tuple[int, int] | None = None
+        self._model_written = False
+        self._push_timer = QtCore.QTimer(self)
+        self._push_timer.setSingleShot(True)
+        self._push_timer.setInterval(PUSH_LABELS_MS)
+        self._push_timer.timeout.connect(self.push_labels)
+        session.labels_changed.connect(lambda *_: self._push_timer.start() if self.is_running() else None)
+        session.current_changed.connect(lambda *_: self.update_preview_image())
+
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    # ------------------------------------------------------------------ start / stop
+
+    def start(self, options: dict) -> None:
+        """Start training with the training panel's options (preset, time_limit_s, epochs, continue_training).
+
+        Raises :class:`DataError` (for the window to show) when there is nothing to train on.
+        """
+        if self.is_running():
+            return
+        session = self.session
+        if len(session.classes) < 2:
+            raise DataError("training needs at least two classes: add a class in the Classes panel")
+        snapshot = []  # (image index, slice index, path, labels copy)
+        for image_index, state in enumerate(session.images):
+            for slice_index in state.labelled_slices():
+                snapshot.append((image_index, slice_index, state.entry.path,
+                                 state.labels.data[slice_index].copy()))
+        if not snapshot:
+            raise DataError("nothing to train on yet: paint some pixels of each class first")
+        painted = np.zeros(len(session.classes) + 1, bool)
+        for *_, labels in snapshot:
+            painted[np.unique(labels)] = True
+        if painted[1:].sum() < 2:
+            raise DataError("paint at least two different classes (e.g. background and foreground) before training")
+        session.end_stroke()
+        folder = session.ensure_folder()
+        out_dir = session.project.model_dir
+        init_from = out_dir if options.get("continue_training") and session.model_dir is not None else None
+        class_names = [c.name for c in session.classes]
+        preview = self._current_preview()
+        n_classes = len(session.classes)
+        hook = self.config_hook
+        self._dataset, self._items = None, []
+        self._preview_sources = []
+        self._start_key = None if preview is None else preview[0]
+        self._pushed_versions = {i: session.images[i].labels.version for i in range(len(session.images))}
+        self._model_written = False
+
+        def run() -> Iterator:
+            from ..core import io, presets, training
+            from ..core.data import TrainingSet
+
+            images, labels, stacks = [], [], {}
+            try:
+                for image_index, slice_index, path, label in snapshot:
+                    if path not in stacks:
+                        stacks[path] = io.read_image(path)
+                    images.append(io.normalize_percentile(stacks[path].get_slice(slice_index)))
+                    labels.append(label)
+            finally:
+                for stack in stacks.values():
+                    stack.close()
+            dataset = TrainingSet(images, labels, n_classes)
+            if preview is not None:
+                dataset.set_preview_image(preview[1])
+            yield _DatasetReady(dataset, [(i, s) for i, s, _, _ in snapshot])
+            model_config, train_config = presets.preset_configs(
+                options.get("preset", "fast"), dataset.in_channels, n_classes)
+            changes = {"num_threads": gui_compute_threads()}
+            if options.get("epochs"):
+                changes["epochs"] = int(options["epochs"])
+            if "time_limit_s" in options:
+                changes["time_limit_s"] = options["time_limit_s"]
+            train_config = train_config.replace(**changes)
+            if hook is not None:
+                model_config, train_config = hook(model_config, train_config)
+            run = training.train(dataset, model_config, train_config, out_dir=out_dir, init_from=init_from,
+                                 class_values=list(range(1, n_classes + 1)), class_names=class_names)
+            try:
+                while True:
+                    # The preview is computed from the dataset's preview image during next(); when the
+                    # image is the same object before and after, the preview is known to show it.
+                    before = dataset.preview_image
+                    try:
+                        progress = next(run)
+                    except StopIteration:
+                        return
+                    source = before if dataset.preview_image is before else None
+                    yield _Progress(progress, source)
+            finally:
+                run.close()
+
+        log.info("training on %d slices into %s", len(snapshot), folder)
+        self.worker = GeneratorWorker(run, self)
+        self.worker.yielded.connect(self._on_item)
+        self.worker.errored.connect(self.failed)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+        self.started.emit()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def shutdown(self, ms: int = 30000) -> None:
+        """Stop and wait (on close): the best model is written before the thread ends."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker.wait(ms)
+            QtCore.QCoreApplication.sendPostedEvents()
+
+    # ------------------------------------------------------------------ talking to the running training
+
+    def _current_preview(self):
+        session = self.session
+        if session.current is None:
+            return None
+        return (session.current_index, session.current_slice), session.normalized_slice()
+
+    def update_preview_image(self) -> None:
+        """Make the visible slice the one the training previews (called on slice and image change)."""
+        if self._dataset is None or not self.is_running():
+            return
+        preview = self._current_preview()
+        if preview is None:
+            self._dataset.set_preview_image(None)
+            return
+        key, image = preview
+        self._dataset.set_preview_image(image)
+        # Keep the object the dataset holds: previews are matched to their slice by identity.
+        self._preview_sources = [(self._dataset.preview_image, key)] + self._preview_sources[:3]
+
+    def push_labels(self) -> None:
+        """Send label slices changed since the start (or the last push) to the running training set."""
+        if self._dataset is None or not self.is_running():
+            return
+        for index, (image_index, slice_index) in enumerate(self._items):
+            if image_index >= len(self.session.images):
+                continue
+            state = self.session.images[image_index]
+            if self._pushed_versions.get(image_index) == state.labels.version:
+                continue
+            labels = state.labels.data[slice_index].copy()
+            # Classes added while training runs are unknown to this run: their pixels wait for the next.
+            labels[labels > self._dataset.n_classes] = 0
+            self._dataset.update_labels(index, labels)
+        self._pushed_versions = {i: s.labels.version for i, s in enumerate(self.session.images)}
+
+    # ------------------------------------------------------------------ worker signals
+
+    def _on_item(self, item) -> None:
+        if isinstance(item, _DatasetReady):
+            self._dataset, self._items = item.dataset, item.items
+            initial = item.dataset.preview_image
+            self._preview_sources = [] if initial is None else [(initial, self._start_key)]
+            if self._start_key != (self.session.current_index, self.session.current_slice):
+                self.update_preview_image()
+            self.push_labels()
+            return
+        progress = item.progress
+        if progress.done and progress.model_dir is not None:
+            self._model_written = True
+        preview = getattr(progress, "preview", None)
+        key = next((k for image, k in self._preview_sources if image is item.source), None)
+        if preview is not None and key is not None:
+            image_index, slice_index = key
+            state = self.session.images[image_index] if image_index < len(self.session.images) else None
+            if state is not None and preview.shape[1:] == state.labels.shape[1:]:
+                self.session.set_probabilities(image_index, slice_index, preview)
+                self.preview_shown.emit(image_index, slice_index)
+        self.progressed.emit(progress)
+
+    def _on_finished(self) -> None:
+        worker, self.worker = self.worker, None
+        self._dataset = None
+        if worker is not None:
+            worker.deleteLater()
+        written = self._model_written or self.session.model_dir is not None
+        self.session.notify_model_changed()
+        self.finished.emit(written)

@@ -1,0 +1,158 @@
+"""Keeps the canvas in step with the session and the display and overlay panels.
+
+Session -> canvas: the visible slice (raw image, labels, prediction), changed label boxes (only those
+tiles are re-rendered), classes (colour tables). Panels -> canvas: channel, contrast, label and
+prediction opacity, prediction mode, class and thresholds. Canvas -> session: the slice slider. The
+text for the status bar (pixel value and class under the cursor) is made here too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore
+
+from .canvas import COMPOSITE, ImageCanvas, label_lut, probability_lut
+from .panels.display_panel import DisplayPanel
+from .panels.overlay_panel import OverlayPanel
+from .session import Session, argmax_labels
+
+
+class ViewBinder(QtCore.QObject):
+    """Wires a session to a canvas and the panels that only change how things look."""
+
+    cursor_text = QtCore.Signal(str)
+
+    def __init__(self, session: Session, canvas: ImageCanvas, display: DisplayPanel, overlay: OverlayPanel,
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.canvas, self.display, self.overlay = session, canvas, display, overlay
+        self.prediction_mode = overlay.prediction_mode() or "probability"
+        self.prediction_class = max(overlay.prediction_class(), 0)
+        self._shown_image = -1
+
+        session.current_changed.connect(self.show_current)
+        session.labels_changed.connect(self._on_labels_changed)
+        session.classes_changed.connect(self.update_classes)
+        session.probabilities_changed.connect(self._on_probabilities_changed)
+        canvas.slice_requested.connect(session.set_current_slice)
+        canvas.cursor_moved.connect(self._on_cursor)
+        display.channel_changed.connect(canvas.set_channel)
+        display.percentiles_changed.connect(canvas.set_percentiles)
+        overlay.label_opacity_changed.connect(canvas.set_label_opacity)
+        overlay.labels_visible_changed.connect(canvas.set_labels_visible)
+        overlay.prediction_opacity_changed.connect(canvas.set_prediction_opacity)
+        overlay.prediction_mode_changed.connect(self._on_mode)
+        overlay.prediction_class_changed.connect(self._on_prediction_class)
+        overlay.threshold_changed.connect(lambda *_: self.update_prediction())
+        state = overlay.state()
+        canvas.set_label_opacity(state.get("label_opacity", 0.5))
+        canvas.set_prediction_opacity(state.get("prediction_opacity", 0.5))
+        self.update_classes()
+
+    def sync_from_overlay(self) -> None:
+        """Apply the overlay panel's state (after it was set without signals, e.g. from a project)."""
+        state = self.overlay.state()
+        self.canvas.set_label_opacity(state["label_opacity"])
+        self.canvas.set_labels_visible(state["labels_visible"])
+        self.canvas.set_prediction_opacity(state["prediction_opacity"])
+        self.prediction_mode = state["prediction_mode"]
+        self.prediction_class = max(state["prediction_class"], 0)
+        self.update_prediction()
+
+    # ------------------------------------------------------------------ session -> canvas
+
+    def show_current(self, image_index: int, slice_index: int) -> None:
+        session, canvas = self.session, self.canvas
+        state = session.current
+        if state is None:
+            canvas.set_raw(None)
+            canvas.set_labels(None)
+            canvas.set_prediction(None)
+            canvas.set_slice_range(1)
+            self._shown_image = -1
+            return
+        new_image = image_index != self._shown_image
+        if new_image:
+            stack = state.stack
+            channels = list(getattr(stack, "channel_names", []) or [f"channel {c + 1}" for c in range(stack.shape[1])])
+            rgb = stack.shape[1] in (3, 4) and np.dtype(stack.dtype) == np.uint8
+            current = COMPOSITE if rgb else 0
+            self.display.set_channels(channels, current)
+            canvas.channel = current
+            canvas.set_slice_range(state.n_slices, (getattr(stack, "stack_axes", "") or "Z")[-1])
+        canvas.set_slice(slice_index)
+        canvas.set_raw(session.image_slice(), reset_view=new_image)
+        canvas.set_labels(state.labels.data[slice_index])
+        self._shown_image = image_index
+        self.update_prediction()
+
+    def _on_labels_changed(self, image_index: int, slice_index: int, box) -> None:
+        if (image_index, slice_index) == (self.session.current_index, self.session.current_slice):
+            self.canvas.update_labels(box)
+
+    def _on_probabilities_changed(self, image_index: int, slice_index: int) -> None:
+        if (image_index, slice_index) == (self.session.current_index, self.session.current_slice):
+            self.update_prediction()
+
+    def update_classes(self) -> None:
+        classes = self.session.classes
+        colors = [c.rgb() for c in classes]
+        self.canvas.set_label_colors(colors)
+        first = self.overlay.class_combo.count() == 0
+        self.overlay.set_classes([c.name for c in classes], [c.color for c in classes])
+        if first and len(classes) > 1:
+            # The probability of the last class (the objects, e.g. "foreground") is the one to watch.
+            self.overlay.set_state({"prediction_class": len(classes) - 1})
+        self.prediction_class = max(self.overlay.prediction_class(), 0)
+        self.update_prediction()
+
+    # ------------------------------------------------------------------ prediction overlay
+
+    def _on_mode(self, mode: str) -> None:
+        self.prediction_mode = mode
+        self.update_prediction()
+
+    def _on_prediction_class(self, k: int) -> None:
+        self.prediction_class = k
+        self.update_prediction()
+
+    def prediction_image(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The (Y, X) uint8 image and LUT of the prediction overlay for the current state, or (None, None)."""
+        probs = self.session.probabilities()
+        if probs is None or self.prediction_mode == "off":
+            return None, None
+        classes = self.session.classes
+        thresholds = self.overlay.thresholds()
+        if self.prediction_mode == "argmax":
+            values = argmax_labels(probs, thresholds if len(thresholds) == probs.shape[0] else ())
+            return values, label_lut([c.rgb() for c in classes])
+        k = min(self.prediction_class, probs.shape[0] - 1)
+        rgb = classes[k].rgb() if k < len(classes) else (255, 255, 0)
+        threshold = thresholds[k] if k < len(thresholds) else 0.0
+        return probs[k], probability_lut(rgb, threshold)
+
+    def update_prediction(self) -> None:
+        image, lut = self.prediction_image()
+        self.canvas.set_prediction(image, lut)
+
+    # ------------------------------------------------------------------ status bar
+
+    def _on_cursor(self, y: int, x: int) -> None:
+        session = self.session
+        if y < 0 or session.current is None:
+            self.cursor_text.emit("")
+            return
+        raw = session.image_slice()
+        values = raw[:, y, x]
+        value_text = ", ".join(f"{v:.4g}" if np.issubdtype(values.dtype, np.floating) else str(int(v))
+                               for v in values)
+        label = session.label_at(y, x)
+        classes = session.classes
+        class_text = classes[label - 1].name if 0 < label <= len(classes) else "unlabelled"
+        text = f"x {x}  y {y}  value {value_text}  label {class_text}"
+        probs = session.probabilities()
+        if probs is not None:
+            k = int(np.argmax(probs[:, y, x]))
+            name = classes[k].name if k < len(classes) else f"class {k + 1}"
+            text += f"  prediction {name} ({probs[k, y, x] / 255:.2f})"
+        self.cursor_text.emit(text)
