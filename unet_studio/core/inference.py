@@ -44,6 +44,7 @@ import torch
 from .config import InferConfig, ModelConfig
 from .device import autocast_dtype, select_device
 from .errors import ConfigError, InferenceError
+from .postprocess import label_dtype, probabilities_to_labels  # noqa: F401  (re-exported)
 from .tiling import (  # noqa: F401  (re-exported: the layout is part of this module's API)
     AxisPlan,
     TileLayout,
@@ -334,44 +335,6 @@ def make_normalizer(normalization: dict[str, Any] | None) -> Callable[[np.ndarra
 
 
 # ----------------------------------------------------------------------------------------------- outputs
-
-
-def label_dtype(class_values: Sequence[int]) -> np.dtype:
-    """Smallest unsigned integer type that holds the class values (int32 for negative ones)."""
-    values = [int(v) for v in class_values] or [0]
-    if min(values) < 0:
-        return np.dtype(np.int32)
-    if max(values) <= 255:
-        return np.dtype(np.uint8)
-    return np.dtype(np.uint16) if max(values) <= 65535 else np.dtype(np.uint32)
-
-
-def probabilities_to_labels(probs: np.ndarray, class_values: Sequence[int],
-                            thresholds: Sequence[float] = ()) -> np.ndarray:
-    """Label image (Y, X) from (K, Y, X) probabilities, in the model's class values.
-
-    Without thresholds: the most probable class. With per-class ``thresholds`` (K values; 0 = none for
-    that class): a class with a threshold is chosen wherever its probability reaches the threshold (the
-    one furthest above its threshold wins), is never chosen where it does not, and the remaining pixels
-    take the most probable class without a threshold (the first class if every class has one).
-    """
-    probs = np.asarray(probs)
-    k = probs.shape[0]
-    if len(class_values) != k:
-        raise ConfigError(f"{k} probability channels but {len(class_values)} class values")
-    if thresholds:
-        if len(thresholds) != k:
-            raise ConfigError(f"give one threshold per class ({k}), got {len(thresholds)}")
-        scores = probs.astype(np.float32, copy=True)
-        for c, t in enumerate(thresholds):
-            if t and t > 0:
-                passing = probs[c] >= t
-                scores[c] = np.where(passing, 2.0 + probs[c] - t, -1.0)
-        index = np.argmax(scores, axis=0)
-    else:
-        index = np.argmax(probs, axis=0)
-    lut = np.asarray(class_values, dtype=label_dtype(class_values))
-    return lut[index]
 
 
 def probabilities_to_uint8(probs: np.ndarray) -> np.ndarray:

@@ -465,24 +465,17 @@ class Session(SavingMixin, QtCore.QObject):
 def argmax_labels(probs: np.ndarray, thresholds=()) -> np.ndarray:
     """Class values (k + 1) of a (K, Y, X) prediction (uint8 0..255 or float 0..1), as uint8.
 
-    Same rule as ``core.inference.probabilities_to_labels`` (without importing PyTorch): a class with a
-    threshold wins where its probability reaches it (the one furthest above wins) and never elsewhere;
-    other pixels take the most probable class without a threshold.
+    The rule of ``core.postprocess.probabilities_to_labels`` (PyTorch-free, like this module).
     """
-    probs = np.asarray(probs)
-    scale = 255.0 if probs.dtype == np.uint8 else 1.0
-    thresholds = list(thresholds or ())
-    if thresholds and len(thresholds) == probs.shape[0] and any(t > 0 for t in thresholds):
-        scores = probs.astype(np.float32) / scale
-        for k, t in enumerate(thresholds):
-            if t and t > 0:
-                passing = scores[k] >= t
-                scores[k] = np.where(passing, 2.0 + scores[k] - t, -1.0)
-        winner = np.argmax(scores, axis=0)
-    else:
-        winner = np.argmax(probs, axis=0)
-    return (winner + 1).astype(np.uint8)
+    from ..core.postprocess import probabilities_to_labels
 
+    probs = np.asarray(probs)
+    thresholds = list(thresholds or ())
+    if not (len(thresholds) == probs.shape[0] and any(t > 0 for t in thresholds)):
+        thresholds = []
+    elif probs.dtype == np.uint8:
+        probs = probs.astype(np.float32) / 255.0
+    return probabilities_to_labels(probs, list(range(1, probs.shape[0] + 1)), thresholds).astype(np.uint8)
 
 def _close_quietly(stack) -> None:
     try:
