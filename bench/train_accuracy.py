@@ -3,12 +3,14 @@
 Trains on ISBI 2012 slices 000-014 with ``unet-studio train --preset fast --time-limit 300`` (the real
 CLI, in a subprocess, CPU only), once from the dense masks and once from scribbles only (thin strokes
 on 5 slices, see :mod:`bench.scribbles`), predicts slices 015-019 and scores the membrane class (label
-value 0) by F1 over all their pixels. The baseline is a scikit-image random-forest pixel classifier
+value 0) by F1 over all their pixels, three ways: plain argmax (``--thresholds 0,0``), the threshold the
+model chose on its validation data (``unet-studio predict``'s default), and that with test-time
+augmentation (``--tta``). The baseline is a scikit-image random-forest pixel classifier
 (``multiscale_basic_features`` + ``RandomForestClassifier``) trained on the same scribbles.
 
 Run from the repository root::
 
-    python bench/train_accuracy.py                       # about 12 minutes on a 2-core CPU
+    python bench/train_accuracy.py                       # about 13 minutes on a 2-core CPU
     python bench/train_accuracy.py --time-limit 60 --skip-dense   # a quicker look
 
 Prediction uses ``unet-studio predict`` when that command exists, else
@@ -93,13 +95,13 @@ def predict_command_available() -> bool:
     return result.returncode == 0
 
 
-def predict(model: Path, work: Path, name: str, use_cli: bool) -> np.ndarray:
+def predict(model: Path, work: Path, name: str, use_cli: bool, extra=()) -> np.ndarray:
     """Predicted label images (values of the model's classes) of the test slices, stacked."""
     out = work / f"pred-{name}"
     if use_cli:
         out.mkdir(exist_ok=True)
         command = cli("predict", "--model", str(model), "--images", str(work / "test" / "images"),
-                      "--out", str(out))
+                      "--out", str(out), *extra)
         subprocess.run(command, check=True, cwd=ROOT)
         stacks = []
         for test in TEST:
@@ -175,15 +177,24 @@ def main(argv=None) -> int:
     use_cli = predict_command_available()
     how = "unet-studio predict" if use_cli else "core.inference.predict_probabilities (no predict command)"
     rows = []
+
+    def score(kind: str, label: str, seconds: float) -> None:
+        model = work / f"model-{kind}"
+        if use_cli:  # plain argmax, the model's validation-chosen threshold (the default), and that with TTA
+            variants = [(", argmax", ("--thresholds", "0,0")), ("", ()), (", --tta", ("--tta",))]
+        else:
+            variants = [(", argmax", ())]
+        for suffix, extra in variants:
+            f1 = membrane_f1(predict(model, work, f"{kind}{suffix.replace(' ', '')}", use_cli, extra), truth)
+            rows.append((label + suffix, f1, seconds))
+
     if not args.skip_dense:
         seconds = train(work / "dense" / "images", work / "dense" / "labels", work / "model-dense", args)
-        rows.append(("U-Net, dense masks 000-014", membrane_f1(predict(work / "model-dense", work, "dense", use_cli), truth),
-                     seconds))
+        score("dense", "U-Net, dense masks 000-014", seconds)
     if not args.skip_scribbles:
         seconds = train(work / "scribbles" / "images", work / "scribbles" / "labels", work / "model-scribbles", args,
                         ("--unlabelled", str(UNLABELLED)))
-        rows.append(("U-Net, scribbles only", membrane_f1(predict(work / "model-scribbles", work, "scribbles", use_cli),
-                                                         truth), seconds))
+        score("scribbles", "U-Net, scribbles only", seconds)
     if not args.skip_rf:
         preds, seconds = random_forest(work, args.seed)
         rows.append(("random forest (skimage), scribbles", membrane_f1(preds, truth), seconds))
@@ -192,9 +203,9 @@ def main(argv=None) -> int:
           f"time limit {args.time_limit:g} s, CPU threads {os.cpu_count()}; prediction: {how}")
     print(f"scribbles on slices {', '.join(SCRIBBLED)}: "
           + ", ".join(f"{100 * c:.2f}%" for c in coverage.values()) + " of the pixels")
-    print(f"{'method':<38} {'membrane F1':>12} {'seconds':>9}")
+    print(f"{'method':<48} {'membrane F1':>12} {'seconds':>9}")
     for name, f1, seconds in rows:
-        print(f"{name:<38} {f1:>12.4f} {seconds:>9.1f}")
+        print(f"{name:<48} {f1:>12.4f} {seconds:>9.1f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": [{"method": n, "membrane_f1": f, "seconds": s} for n, f, s in rows],
                                          "coverage": coverage, "prediction": how}, indent=2))

@@ -46,3 +46,31 @@ def no_thread_left_behind():
             worker.stop()
             worker.wait(5000)
         assert not running, f"test left {len(running)} background worker(s) running"
+
+
+@pytest.fixture
+def larger_than_memory_tiff(tmp_path) -> Path:
+    """A TIFF whose header declares an image four times the memory available (at least 64 GiB).
+
+    The pixels are never written: the file is sparse and takes a few KiB on disk. Skips where the file
+    system cannot hold such a file.
+    """
+    import math
+
+    import numpy as np
+    import tifffile
+
+    from unet_studio.core.io import available_ram
+
+    side = math.isqrt(max(4 * available_ram(), 64 << 30)) + 1
+    path = tmp_path / "huge scan.tif"
+    try:
+        data = tifffile.memmap(path, shape=(side, side), dtype=np.uint8, photometric="minisblack")
+        del data
+    except (OSError, ValueError) as exc:
+        pytest.skip(f"cannot create a sparse {side} x {side} TIFF here: {exc}")
+    if getattr(path.stat(), "st_blocks", 0) * 512 > 64 << 20:
+        path.unlink()
+        pytest.skip("this file system does not keep files sparse")
+    yield path
+    path.unlink(missing_ok=True)

@@ -136,7 +136,7 @@ def test_failure_mid_image_leaves_no_partial_outputs(tmp_path, images, model_dir
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "--model", model_dir, "--images", images / "stack.tif", "--out", out,
                            "--probabilities", "--instances", "--measure", "--tile-size", "64", "--batch-size", "1")
-    assert code == 1 and "simulated failure" in err
+    assert code == 2 and "simulated failure" in err  # one image: its failure is the command's error
     assert list(out.iterdir()) == []  # no half-written file, no temporary left behind
 
 
@@ -151,6 +151,33 @@ def test_thresholds_and_single_file(tmp_path, model_dir, capsys):
     labels = tifffile.imread(out / "one_labels.tif")
     plain_fraction = (image / 1000.0 > 0.5).mean()
     assert 0 < (labels == 255).mean() < plain_fraction  # a stricter foreground threshold keeps fewer pixels
+
+
+def test_the_models_calibrated_thresholds_are_the_default(tmp_path, capsys):
+    folder = tmp_path / "calibrated"
+    net = threshold_net()
+    info = ModelInfo(net.config, class_values=[0, 255], class_names=["background", "nucleus"],
+                     normalization={"method": "percentile", "low": 0.0, "high": 100.0}, thresholds=[0.0, 0.99])
+    save_model(folder, net, info)
+    path = tmp_path / "ramp.tif"
+    image = np.linspace(0, 1000, 64 * 64).reshape(64, 64).astype(np.uint16)
+    io.write_image(path, image, "YX")
+    code, _, err = run_cli(capsys, "--model", folder, "--images", path, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert "using the model's thresholds" in err and "nucleus 0.99" in err
+    strict = tifffile.imread(tmp_path / "a" / "ramp_labels.tif")
+    code, _, err = run_cli(capsys, "--model", folder, "--images", path, "--out", tmp_path / "b", "--thresholds", "0,0")
+    assert code == 0 and "using the model's thresholds" not in err
+    plain = tifffile.imread(tmp_path / "b" / "ramp_labels.tif")
+    assert 0 < (strict == 255).sum() < (plain == 255).sum()
+    assert (plain == 255).mean() == pytest.approx((image / 1000.0 > 0.5).mean(), abs=0.01)
+
+
+def test_tta_option(tmp_path, images, model_dir, capsys):
+    code, _, err = run_cli(capsys, "--model", model_dir, "--images", images / "a.tif", "--out", tmp_path / "o", "--tta")
+    assert code == 0, err
+    labels = tifffile.imread(tmp_path / "o" / "a_labels.tif")
+    assert np.array_equal(labels == 255, nuclei_image() == 1000)  # a symmetric per-pixel rule: TTA agrees
 
 
 def test_bad_model_folder_is_one_clear_line(tmp_path, images, capsys):

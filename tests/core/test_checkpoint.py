@@ -128,3 +128,25 @@ def test_not_a_folder(tmp_path):
 def test_info_must_match_class_count():
     with pytest.raises(ConfigError):
         ModelInfo(model_config=ModelConfig(n_classes=3), class_values=[0, 1], class_names=["a", "b"])
+
+
+def test_loading_while_another_process_saves_reads_the_new_model(tmp_path, monkeypatch):
+    """model.json read just before a save replaces it names weights the save then removes: read it again."""
+    from unet_studio.core import checkpoint
+
+    first, second = _tiny(0), _tiny(1)
+    save_model(tmp_path, first, _info(first))
+    stale = read_model_info(tmp_path)
+    save_model(tmp_path, second, _info(second))  # removes the first weights file
+    calls = []
+
+    def racing_read(folder):
+        calls.append(folder)
+        return stale if len(calls) == 1 else read_model_info(folder)
+
+    monkeypatch.setattr(checkpoint, "read_model_info", racing_read)
+    loaded, _ = load_model(tmp_path)
+    assert len(calls) == 2 and torch.equal(loaded.head.weight, second.head.weight)
+    monkeypatch.setattr(checkpoint, "read_model_info", lambda folder: stale)  # really missing: a clear error
+    with pytest.raises(ModelFileError, match="weights file .* is missing"):
+        load_model(tmp_path)

@@ -309,3 +309,43 @@ def test_normalizer_from_model_info():
     assert inference.make_normalizer({"method": "none"})(raw).max() == 999.0
     with pytest.raises(ConfigError, match="unknown normalisation"):
         inference.make_normalizer({"method": "zscore-magic"})
+
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_test_time_augmentation_maps_each_view_back(monkeypatch, padding):
+    """With a per-pixel "network", every view mapped back lands on the pixels it came from: TTA == plain."""
+    views = []
+
+    def pointwise(self, x):  # softmax of (x, 2x, -x): a function of each pixel's own value only
+        views.append(x.clone())
+        logits = torch.cat([x, 2 * x, -x], dim=1)
+        if self.mc.padding == "valid":
+            margin = context_margin(self.mc.depth, "valid")
+            logits = logits[..., margin:-margin, margin:-margin]
+        return torch.softmax(logits, dim=1)
+
+    monkeypatch.setattr(inference._TiledPredictor, "_softmax", pointwise)
+    net = tiny_net(padding=padding)
+    image = np.random.default_rng(5).normal(size=(1, 61, 47)).astype(np.float32)
+    config = InferConfig(tile_size=64 if padding == "same" else 92)
+    plain = predict_probabilities(net, image, config)
+    n_plain = len(views)
+    views.clear()
+    got = predict_probabilities(net, image, config.replace(tta=True))
+    assert len(views) == 8 * n_plain
+    first = views[0][0, 0].numpy()
+    seen = {tuple(np.round(v[0, 0].numpy(), 5).ravel()[:50]) for v in views[:8]}
+    assert len(seen) == 8  # eight different views of the same tile
+    assert all(sorted(v[0, 0].shape) == sorted(first.shape) for v in views[:8])
+    np.testing.assert_allclose(got, plain, atol=1e-6)
+
+
+def test_test_time_augmentation_with_a_real_network():
+    net = tiny_net(3)
+    image = np.random.default_rng(5).normal(size=(1, 61, 47)).astype(np.float32)
+    plain = predict_probabilities(net, image, InferConfig(tile_size=64))
+    got = predict_probabilities(net, image, InferConfig(tile_size=64, tta=True))
+    assert got.shape == plain.shape == (3, 61, 47)
+    np.testing.assert_allclose(got.sum(0), 1.0, atol=1e-5)
+    assert np.abs(got - plain).max() > 1e-3  # an untrained net is far from symmetric: the average differs

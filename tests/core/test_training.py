@@ -197,3 +197,48 @@ def test_presets(name):
     model_config, train_config = preset_configs(name, in_channels=2, n_classes=3)
     assert model_config.in_channels == 2 and model_config.n_classes == 3
     assert training.admissible_patch(train_config.patch_size, model_config) == train_config.patch_size
+
+
+def _scores_at(probs, truth, t):
+    pred = np.where(probs[0] >= t, 0, 1)
+    return scores_from_confusion(np.bincount(truth * 2 + pred, minlength=4).reshape(2, 2))["mean_f1"]
+
+
+def test_calibrated_threshold_recovers_a_shifted_decision_boundary():
+    rng = np.random.default_rng(0)
+    truth = (rng.random(20000) > 0.25).astype(np.int64)  # class 0 is the rare one (25%)
+    # An under-confident rare class: its probability is shifted down, so argmax misses much of it.
+    evidence = np.where(truth == 0, rng.normal(0.45, 0.12, truth.size), rng.normal(0.15, 0.12, truth.size))
+    p0 = np.clip(evidence, 0, 1)
+    probs = np.stack([p0, 1 - p0])
+    thresholds = training.calibrate_thresholds(probs, truth)
+    assert len(thresholds) == 2 and thresholds[1] == 0.0
+    assert 0.25 <= thresholds[0] <= 0.35  # the boundary between the two normal modes is 0.30
+    assert _scores_at(probs, truth, thresholds[0]) > _scores_at(probs, truth, 0.5) + 0.05
+
+
+def test_well_calibrated_or_separable_probabilities_keep_argmax():
+    rng = np.random.default_rng(1)
+    truth = (rng.random(5000) > 0.3).astype(np.int64)
+    separable = np.where(truth == 0, 0.95, 0.05)  # scribble-like: every threshold in 0.05..0.95 is perfect
+    assert training.calibrate_thresholds(np.stack([separable, 1 - separable]), truth) == []
+    balanced = np.arange(5000) % 2
+    evidence = np.where(balanced == 0, rng.normal(0.7, 0.1, truth.size), rng.normal(0.3, 0.1, truth.size))
+    p0 = np.clip(evidence, 0, 1)  # balanced, symmetric around 0.5: argmax is already the best rule
+    chosen = training.calibrate_thresholds(np.stack([p0, 1 - p0]), balanced)
+    assert chosen == [] or abs(max(chosen) - 0.5) <= 0.02
+    assert training.calibrate_thresholds(np.stack([p0, 1 - p0]), np.zeros_like(truth)) == []  # one class only
+
+
+def test_training_saves_thresholds_chosen_on_its_validation_data(tmp_path, monkeypatch):
+    seen = {}
+
+    def spy(probs, truth, gain=1e-3):
+        seen["n"] = truth.size
+        return [0.0, 0.42]
+
+    monkeypatch.setattr(training, "calibrate_thresholds", spy)
+    reports = _run(_dataset(), _config(), tmp_path / "m")
+    _, info = load_model(tmp_path / "m")
+    assert info.thresholds == [0.0, 0.42] and reports[-1].done
+    assert seen["n"] == 48 * 48  # the labelled pixels of the one held-out image

@@ -150,3 +150,32 @@ def test_continue_from_the_current_model(window, qtbot, data_dir):
     meta = json.loads((window.session.model_dir / "model.json").read_text())
     assert meta["extra"]["steps"] == 12 and meta["extra"]["resumed_from"]
     window.session.discard_untitled()
+
+
+def test_the_thresholds_chosen_on_validation_are_shown_after_training(window, qtbot, data_dir, monkeypatch):
+    from unet_studio.core import training
+
+    monkeypatch.setattr(training, "calibrate_thresholds", lambda probs, truth, gain=1e-3: [0.0, 0.3])
+    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+    paint_two_classes(window)
+    for top in (300, 400):  # strokes in two more 256-px tiles: one of them is held out for validation
+        window.session.set_active_class(0)
+        mouse_stroke(window, [(top, 280), (top, 480)])
+        window.session.set_active_class(1)
+        mouse_stroke(window, [(top + 30, 280), (top + 30, 480)])
+    window.training.config_hook = lambda m, t: tiny_configs(m, t, epochs=1, steps_per_epoch=6)
+    _start(window, qtbot)
+    with qtbot.waitSignal(window.training.finished, timeout=60000):
+        pass
+    assert window.overlay_panel.thresholds() == [0.7, 0.3]
+    assert "set to 0.30" in window.statusBar().currentMessage()
+    window.session.discard_untitled()
+
+
+def test_calibrated_overlay_thresholds():
+    from unet_studio.gui.main_window import calibrated_overlay_thresholds
+
+    assert calibrated_overlay_thresholds([0.42, 0.0], 2) == [0.42, 0.58]
+    assert calibrated_overlay_thresholds([0.0, 0.3], 2) == [0.7, 0.3]
+    assert calibrated_overlay_thresholds([], 2) is None
+    assert calibrated_overlay_thresholds([0.4, 0.0], 3) is None

@@ -124,6 +124,20 @@ def test_export_writes_the_cli_outputs(hela_crop, qtbot, tmp_path):
     assert (out / f"{name}_measurements.csv").read_text().startswith("slice,label,")
 
 
+def test_export_with_test_time_augmentation_predicts_again(hela_crop, qtbot, tmp_path):
+    window = hela_crop
+    outputs = {}
+    for tta in (False, True):
+        out = tmp_path / f"tta-{tta}"
+        with qtbot.waitSignal(window.prediction.finished, timeout=120000):
+            window.actions.export(out, {"probabilities"}, "image", tta=tta)
+        assert window.last_error is None
+        outputs[tta] = tifffile.imread(out / "hela_crop_probabilities.tif")
+    assert outputs[True].shape == outputs[False].shape == (10, 2, 160, 224)
+    np.testing.assert_allclose(outputs[True].sum(1), 1.0, atol=1e-4)
+    assert np.abs(outputs[True] - outputs[False]).max() > 1e-3  # the 8-view average is not the plain pass
+
+
 def test_predict_without_a_model_says_so(window, data_dir):
     window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
     window.overlay_panel.predict_all_button.click()

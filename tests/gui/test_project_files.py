@@ -169,3 +169,7 @@ def test_export_dialog_choices(window, tmp_path):
     dialog.scope_all.setChecked(True)
     _, what, scope = dialog.choice()
     assert "instances" not in what and "labels" in what and scope == "all"
+    assert not dialog.tta()
+    dialog.tta_check.setChecked(True)
+    assert dialog.tta()
+    assert not ExportDialog(tmp_path / "out", has_model=False, parent=window).tta_check.isEnabled()

@@ -59,11 +59,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = _app_parser()
         args = parser.parse_args(argv)
         runner = _run_app
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLineFormatter(parser.prog))
+        # tifffile logs what it finds odd in a damaged file; the error that follows says it for the person.
+        handler.addFilter(lambda record: record.levelno >= logging.ERROR or not record.name.startswith("tifffile"))
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
     return _guarded(runner, args, parser.prog)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``unet-studio train: warning: ...``: one line per message, as the errors are printed."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self.prog}: {record.levelname.lower()}: {' '.join(record.getMessage().split())}"
 
 
 def _guarded(runner, args: argparse.Namespace, prog: str) -> int:

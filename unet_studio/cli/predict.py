@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from ..core import checkpoint, io
-from ..core.atomic import atomic_path
+from ..core.atomic import atomic_path, check_writable
 from ..core.config import InferConfig
 from ..core.device import configure_cpu_threads, describe_device, select_device
-from ..core.errors import ConfigError, ImageReadError, ImageWriteError, InferenceError, UNetStudioError
+from ..core.errors import ConfigError, ImageReadError, InferenceError, UNetStudioError
 from ..core.inference import (
+    check_slice_memory,
     iter_predict_stack,
     label_dtype,
     make_normalizer,
@@ -57,7 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per forward pass (default: from free memory)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="compute device (default auto)")
     parser.add_argument("--thresholds", metavar="T1,T2,...",
-                        help="per-class probability thresholds, one per class (0 = none), instead of plain argmax")
+                        help="per-class probability thresholds, one per class (0 = none; all 0 = plain argmax); "
+                             "default: the thresholds the model chose on its validation data, if any")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average over the 8 flips/rotations (8x slower, a little more accurate)")
     parser.add_argument("--foreground", metavar="V1,V2,...",
                         help="class values that make up objects for --instances/--measure (default: every class "
                         "but the background: the class named 'background', else value 0, else the first)")
@@ -109,11 +113,17 @@ class _Predictor:
         device = select_device(args.device)
         self.model, self.info = checkpoint.load_model(args.model, device)
         thresholds = _float_list(args.thresholds, "--thresholds")
+        self.note = ""
         n_classes = self.info.model_config.n_classes
         if thresholds and len(thresholds) != n_classes:
             raise ConfigError(f"--thresholds needs {n_classes} values (one per class: "
                               f"{', '.join(self.info.class_names)}), got {len(thresholds)}")
-        changes = {"device": "auto", "thresholds": thresholds}
+        if args.thresholds is None and self.info.thresholds:
+            thresholds = tuple(self.info.thresholds)  # calibrated on the validation data when it was trained
+            chosen = ", ".join(f"{name} {t:.2f}" for name, t in zip(self.info.class_names, thresholds) if t > 0)
+            self.note = (f"using the model's thresholds, chosen on its validation data: {chosen} "
+                         "(--thresholds 0,0 for plain argmax)")
+        changes = {"device": "auto", "thresholds": thresholds, "tta": args.tta}
         if args.tile_size is not None:
             changes["tile_size"] = args.tile_size
         if args.overlap is not None:
@@ -133,6 +143,7 @@ class _Predictor:
         self.args = args
         self.out = Path(args.out)
         self.device = device
+        self.warnings: list[str] = []  # about the last image: NaN pixels, a constant image
 
     def outputs(self, name: str) -> dict[str, Path]:
         names = {"labels": f"{name}_labels.tif"}
@@ -153,8 +164,10 @@ class _Predictor:
                     f"'{path}' has {channels} channel{'s' * (channels != 1)} but the model expects {expected}; "
                     "use a model trained on images like this one"
                 )
-            targets = self.outputs(path.stem)
             k = self.info.model_config.n_classes
+            # Before the outputs take their space on disk: a slice too large for the memory is refused.
+            check_slice_memory((channels, height, width), k, stack.dtype.itemsize, path)
+            targets = self.outputs(path.stem)
             lead = (n_slices,) if n_slices > 1 else ()
             axis = "T" if stack.stack_axes == "T" else "Z"
             stack_axes = axis if lead else ""
@@ -175,9 +188,14 @@ class _Predictor:
                 if "measurements" in targets:
                     csv_tmp = outputs.enter_context(atomic_path(targets["measurements"]))
                 raw_slice: dict[int, np.ndarray] = {}
+                flagged: list[str] = []
+                self.warnings = []
 
                 def prepare(raw: np.ndarray) -> np.ndarray:
                     raw_slice["raw"] = raw
+                    problem = io.pixel_warning(raw)
+                    if problem:
+                        flagged.append(problem)
                     return self.normalize(raw)
 
                 csv_parts: list[str] = []
@@ -210,6 +228,9 @@ class _Predictor:
                 if csv_tmp is not None:
                     csv_tmp.write_text("".join(csv_parts), encoding="utf-8")
                 del labels_out, probs_out, instances_out
+        if flagged:
+            more = f" (in {len(flagged)} of {n_slices} slices)" if n_slices > 1 else ""
+            self.warnings = [flagged[0] + more]
         return targets
 
 
@@ -221,20 +242,23 @@ def run(args: argparse.Namespace) -> int:
     configure_cpu_threads()
     predictor = _Predictor(args)
     inputs = _inputs(Path(args.images))
-    try:
-        predictor.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(f"cannot create the output folder {predictor.out}: {exc.strerror or exc}") from None
-    print(f"{PROG}: {len(inputs)} image{'s' * (len(inputs) != 1)} on {describe_device(predictor.device)}",
-          file=sys.stderr)
+    check_writable(predictor.out)  # a read-only or impossible --out: say so before any work
+    device = describe_device(predictor.device)
+    # One image: its failure is the command's error, one line. Several: one line per failed image, the
+    # others go on, and a summary.
+    single = len(inputs) == 1
+    if not single:
+        print(f"{PROG}: {len(inputs)} images on {device}", file=sys.stderr)
     failed: list[Path] = []
     start = time.perf_counter()
     for number, path in enumerate(inputs, start=1):
-        bar = ProgressBar(f"[{number}/{len(inputs)}] {path.name}")
+        bar = ProgressBar(path.name if single else f"[{number}/{len(inputs)}] {path.name}")
         try:
             written = predictor.run_one(path, bar)
         except UNetStudioError as exc:
             bar.close()
+            if single:
+                raise
             failed.append(path)
             print(f"{PROG}: FAILED {path.name}: {_one_line(exc)}", file=sys.stderr)
             continue
@@ -242,14 +266,24 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
             if args.debug:
                 raise
+            if single:
+                raise UNetStudioError(f"{path.name}: {type(exc).__name__}: {_one_line(exc)}") from None
             failed.append(path)
             print(f"{PROG}: FAILED {path.name}: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
             continue
         bar.close()
+        for warning in predictor.warnings:
+            print(f"{PROG}: warning: {path.name}: {warning}", file=sys.stderr)
         print(f"{path.name}: " + ", ".join(p.name for p in written.values()))
     done = len(inputs) - len(failed)
-    summary = f"{PROG}: {done} of {len(inputs)} images predicted in {format_duration(time.perf_counter() - start)}"
+    took = format_duration(time.perf_counter() - start)
+    if single:
+        summary = f"{PROG}: predicted in {took} on {device}"
+    else:
+        summary = f"{PROG}: {done} of {len(inputs)} images predicted in {took}"
     if failed:
         summary += f"; {len(failed)} failed: {', '.join(p.name for p in failed)}"
+    if predictor.note:
+        summary += f"; {predictor.note}"
     print(summary + f"; outputs in {predictor.out}", file=sys.stderr)
     return 1 if failed else 0

@@ -74,6 +74,7 @@ def _status(progress, best_text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.atomic import check_writable
     from ..core.data import load_folder
     from ..core.errors import DataError
     from ..core.presets import preset_configs
@@ -93,12 +94,17 @@ def run(args: argparse.Namespace) -> int:
         changes["use_border_weights"] = True
     train_config = train_config.replace(**changes)
     if args.resume:
-        from ..core.checkpoint import read_model_info
+        from ..core.checkpoint import load_model
 
-        info, _ = read_model_info(args.resume)
+        _, info = load_model(args.resume)  # a damaged or foreign model folder is reported before any work
         if list(info.class_values) != class_values:
             raise DataError(f"the model in {args.resume} predicts the values {info.class_values} but the labels "
                             f"hold {class_values}; train a new model instead of --resume")
+        if info.model_config.in_channels != dataset.in_channels:
+            raise DataError(f"the model in {args.resume} takes images with {info.model_config.in_channels} "
+                            f"channel(s) but the images in {args.images} have {dataset.in_channels}; train a new "
+                            "model instead of --resume")
+    check_writable(args.out, "the model folder")  # a read-only --out: say so now, not after training
     n_images = len(dataset)
     print(f"training on {n_images} image slice(s), classes {class_values}, preset {args.preset}", file=sys.stderr)
     bar = ProgressBar("train")

@@ -27,14 +27,39 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _explain(exc: OSError, path: Path) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"cannot write {path}: the disk is full; free some space and save again"
+def describe_write_error(exc: OSError, path: Path) -> str:
+    """``"cannot write PATH: <why>; <what to do>"`` for an ``OSError`` met while writing ``path``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write {path}: the disk is full; free some space and try again"
+    if exc.errno == errno.EFBIG:
+        return (f"cannot write {path}: the file is too large for this disk or file system; "
+                "write to another disk or free some space and try again")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: the folder is read-only or not writable; choose another folder"
     if exc.errno == errno.ENOENT:
         return f"cannot write {path}: the folder {path.parent} does not exist"
     return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def check_writable(folder: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Create ``folder`` if needed and make sure a file can be created in it; return it.
+
+    Front ends call this before long work, so that a read-only folder is reported at once, not after
+    an hour of training. Raises :class:`ImageWriteError` saying what to do.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ImageWriteError(f"{what} {folder} is a file, not a folder; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+    except OSError as exc:
+        reason = describe_write_error(exc, folder)[len(f"cannot write {folder}: "):]
+        raise ImageWriteError(f"cannot write into {what} {folder}: {reason}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return folder
 
 
 @contextlib.contextmanager
@@ -51,7 +76,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
         )
     except OSError as exc:
-        raise ImageWriteError(_explain(exc, target)) from None
+        raise ImageWriteError(describe_write_error(exc, target)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates the file owner-only (0600); give it the permissions a plain open() would.
@@ -63,7 +88,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as exc:
-        raise ImageWriteError(_explain(exc, target)) from None
+        raise ImageWriteError(describe_write_error(exc, target)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

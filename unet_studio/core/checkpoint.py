@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,6 +60,7 @@ class ModelInfo:
     created: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    thresholds: list[float] = field(default_factory=list)  # calibrated on validation; [] = plain argmax
 
     def __post_init__(self) -> None:
         n = self.model_config.n_classes
@@ -67,6 +69,8 @@ class ModelInfo:
                 f"model has {n} classes but {len(self.class_values)} class values and "
                 f"{len(self.class_names)} class names"
             )
+        if self.thresholds and (len(self.thresholds) != n or not all(0 <= t <= 1 for t in self.thresholds)):
+            raise ConfigError(f"model has {n} classes but thresholds {self.thresholds}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +84,7 @@ class ModelInfo:
             "created": self.created,
             "versions": self.versions,
             "extra": self.extra,
+            "thresholds": [float(t) for t in self.thresholds],
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class ModelInfo:
             created=str(data.get("created", "")),
             versions=dict(data.get("versions") or {}),
             extra=dict(data.get("extra") or {}),
+            thresholds=[float(t) for t in data.get("thresholds") or []],
         )
 
 
@@ -147,20 +153,39 @@ def read_model_info(folder: str | os.PathLike) -> tuple[ModelInfo, dict[str, Any
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{meta_path} is unreadable or not valid JSON ({exc}); the model folder is damaged") from None
+        raise ModelFileError(f"{meta_path} is unreadable or not valid JSON ({exc}); the model folder is damaged: "
+                             "copy it again or train the model again") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{meta_path} is not a UNet Studio model description")
+        raise ModelFileError(f"{meta_path} is not a UNet Studio model description; pass the model folder written "
+                             "by 'unet-studio train' or exported from the application")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and version > FORMAT_VERSION:
         raise ModelFileError(
             f"{folder} was written by a newer UNet Studio (model format {version}, this version reads "
             f"up to {FORMAT_VERSION}); upgrade UNet Studio to use it"
         )
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(
+            f"{meta_path} has an unknown model format version ({version!r}; this version reads 1 to "
+            f"{FORMAT_VERSION}): it was not written by UNet Studio or is damaged; train the model again"
+        )
     try:
         info = ModelInfo.from_dict(meta)
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise ModelFileError(f"{meta_path} is incomplete or inconsistent: {exc}") from None
+        detail = f"the entry {exc} is missing" if isinstance(exc, KeyError) else str(exc)
+        raise ModelFileError(f"{meta_path} is incomplete or inconsistent ({detail}); copy the model folder "
+                             "again or train the model again") from None
     return info, meta
+
+
+def _read_weights(path: Path) -> bytes | None:
+    """The bytes of a weights file, or None when it does not exist (any other error is raised)."""
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNet, ModelInfo]:
@@ -169,22 +194,32 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     from safetensors.torch import load as st_load
 
     folder = Path(folder)
-    info, meta = read_model_info(folder)
-    weights_name = str(meta.get("weights", ""))
-    weights_path = folder / weights_name
-    if not weights_name or "/" in weights_name or "\\" in weights_name or not weights_path.is_file():
-        raise ModelFileError(f"{folder}: the weights file {weights_name or '(none named)'} is missing")
-    blob = weights_path.read_bytes()
+    for attempt in range(3):
+        info, meta = read_model_info(folder)
+        weights_name = str(meta.get("weights", ""))
+        weights_path = folder / weights_name
+        blob = _read_weights(weights_path) if weights_name and "/" not in weights_name and "\\" not in weights_name else None
+        if blob is not None:
+            break
+        # A save running in another thread or process replaced model.json and removed these weights
+        # between our two reads: the new model.json names weights that exist. Read it again.
+        time.sleep(0.05 * (attempt + 1))
+    if blob is None:
+        raise ModelFileError(f"{folder}: the weights file {weights_name or '(none named)'} is missing; copy the "
+                             f"whole model folder again ({META_NAME} and the weights-*.safetensors file beside it)")
     if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-        raise ModelFileError(f"{weights_path} does not match the checksum in {META_NAME}: the file is damaged")
+        raise ModelFileError(f"{weights_path} does not match the checksum in {META_NAME}: the file is damaged; "
+                             "copy the model folder again")
     try:
         state = st_load(blob)
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{weights_path} is not a valid safetensors weights file ({exc})") from None
+        raise ModelFileError(f"{weights_path} is not a valid safetensors weights file ({exc}); copy the model "
+                             "folder again") from None
     model = UNet.from_config(info.model_config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelFileError(f"{weights_path} does not fit the network described in {META_NAME}: {exc}") from None
+        raise ModelFileError(f"{weights_path} does not fit the network described in {META_NAME} "
+                             f"({' '.join(str(exc).split())[:300]}); copy the model folder again") from None
     model.eval()
     return model.to(device), info

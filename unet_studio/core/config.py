@@ -183,6 +183,9 @@ class InferConfig(_JsonMixin):
         ``cosine`` ramps over the overlaps, ``gaussian`` weights centred on each tile, ``uniform`` plain mean.
     amp
         Mixed precision where the device gains from it (CUDA, MPS).
+    tta
+        Test-time augmentation: average the predictions of the 8 flips and 90-degree rotations of each
+        tile (8 times slower; usually a little more accurate, with smoother boundaries).
     thresholds
         Optional per-class probability thresholds (empty: plain argmax); see
         :func:`~unet_studio.core.inference.probabilities_to_labels`.
@@ -197,6 +200,7 @@ class InferConfig(_JsonMixin):
     device: str = "auto"
     blend: str = "cosine"
     amp: bool = True
+    tta: bool = False
     thresholds: tuple[float, ...] = field(default_factory=tuple)
     memory_limit_mb: float | None = None
 

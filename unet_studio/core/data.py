@@ -388,7 +388,9 @@ def pair_files(images_dir: str | Path, labels_dir: str | Path) -> list[tuple[Pat
             used.add(label)
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise DataError(f"no label image in {labels_dir} for {shown} (labels are paired by file name)")
+        raise DataError(f"no label image in {labels_dir} for {shown} (labels are paired by file name, e.g. "
+                        f"{missing[0]} with {missing[0]} or {Path(missing[0]).stem}_labels.tif); add the label "
+                        "image or move the image out of the images folder")
     extra = [p.name for p in labels if p not in used]
     if extra:
         log.warning("label images without an image are ignored: %s", ", ".join(extra[:5]))
@@ -410,8 +412,23 @@ def read_image_slices(path: Path) -> list[np.ndarray]:
         from .io import normalize_percentile, read_image
     except ImportError:
         return [_normalize(s) for s in _read_tiff_fallback(path, labels=False)]
+    from .io import pixel_warning, require_memory
+
     with read_image(path) as stack:
-        return [normalize_percentile(stack.get_slice(i)) for i in range(len(stack))]
+        n_values = len(stack) * int(np.prod(stack.shape[1:], dtype=np.int64))
+        require_memory(path, n_values * 4 + 2 * stack.slice_nbytes, stack.describe_size(whole=True), "training on")
+        slices, flagged = [], []
+        for i in range(len(stack)):
+            raw = stack.get_slice(i)
+            problem = pixel_warning(raw)
+            if problem:
+                flagged.append((i, problem))
+            slices.append(normalize_percentile(raw))
+    if flagged:
+        where = "" if len(slices) == 1 else f" slice {flagged[0][0]}" + (
+            f" (and {len(flagged) - 1} more slices)" if len(flagged) > 1 else "")
+        log.warning("'%s'%s: %s", path, where, flagged[0][1])
+    return slices
 
 
 def read_label_slices(path: Path) -> list[np.ndarray]:
@@ -470,7 +487,8 @@ def load_folder(images_dir, labels_dir, unlabelled: int | None = None,
             shape_l = ((len(label_slices),) + label_slices[0].shape if len(label_slices) > 1
                        else label_slices[0].shape)
             raise DataError(f"{image_path.name} is {tuple(shape_i)} but its labels {label_path.name} are "
-                            f"{tuple(shape_l)}: an image and its label image must have the same size")
+                            f"{tuple(shape_l)}: an image and its label image must have the same size; check that "
+                            "the label image was made for this image (and not cropped or scaled)")
         images.extend(slices)
         raw.extend(label_slices)
     labels, class_values = map_label_values(raw, unlabelled, instances)

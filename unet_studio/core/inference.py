@@ -168,6 +168,21 @@ class _TiledPredictor:
 
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        if not self.config.tta:
+            return self._softmax(x)
+        with torch.inference_mode():
+            total = None
+            for turns in range(4):  # the 8 symmetries of the square: 4 rotations, each also mirrored
+                for flip in (False, True):
+                    view = torch.rot90(x, turns, dims=(2, 3))
+                    view = view.flip(3) if flip else view
+                    probs = self._softmax(view)
+                    probs = probs.flip(3) if flip else probs
+                    probs = torch.rot90(probs, -turns, dims=(2, 3))
+                    total = probs if total is None else total + probs
+            return total / 8
+
+    def _softmax(self, x: torch.Tensor) -> torch.Tensor:
         if self.device.type in ("cpu", "cuda"):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
@@ -280,6 +295,29 @@ def _check_image(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.float32)
 
 
+def slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4) -> int:
+    """Rough peak bytes of predicting one (C, Y, X) slice besides the network: the raw and normalised slice,
+    its mirror-padded copy, the blended (K, Y, X) probabilities and their weights, and the label image."""
+    channels, height, width = (int(n) for n in shape)
+    per_pixel = channels * (raw_itemsize + 8) + 12 * n_classes + 16
+    return height * width * per_pixel
+
+
+def check_slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4, path=None) -> None:
+    """Raise :class:`InferenceError` when predicting a (C, Y, X) slice of ``shape`` cannot fit in the memory
+    available now (a slice is predicted whole; a stack streams slice by slice, so only one slice counts)."""
+    from .io import available_ram, format_bytes
+
+    needed, free = slice_memory(shape, n_classes, raw_itemsize), available_ram()
+    if needed > free:
+        what = f"'{path}'" if path is not None else "the image"
+        raise InferenceError(
+            f"{what} is too large to predict here: one slice of {shape[-2]} x {shape[-1]} pixels needs about "
+            f"{format_bytes(needed)} of memory, but only {format_bytes(free)} is available. Crop or downsample "
+            "it (e.g. in Fiji with Image > Crop or Image > Scale) or split it into smaller images, close other "
+            "programs, or use a computer with more memory")
+
+
 def iter_predict(model: torch.nn.Module, image: np.ndarray, config: InferConfig = InferConfig()) -> Iterator[InferProgress]:
     """Predict a normalised (C, Y, X) image tile by tile, yielding progress after each tile batch.
 
@@ -287,6 +325,7 @@ def iter_predict(model: torch.nn.Module, image: np.ndarray, config: InferConfig 
     ``close()``) to cancel between tile batches.
     """
     image = _check_image(model, image)
+    check_slice_memory(image.shape, model.config.n_classes, 0)  # type: ignore[union-attr]
     with _ready_model(model, config) as (net, device):
         yield from _TiledPredictor(net, device, config).run(image)
 
@@ -311,6 +350,9 @@ def iter_predict_stack(model: torch.nn.Module, stack: Any, config: InferConfig =
     """
     get = stack.get_slice if hasattr(stack, "get_slice") else stack.__getitem__
     total = len(stack)
+    shape, dtype = tuple(stack.shape), np.dtype(getattr(stack, "dtype", np.float32))
+    if total and len(shape) == 4:  # before reading anything: refuse a slice that cannot fit
+        check_slice_memory(shape[1:], model.config.n_classes, dtype.itemsize, getattr(stack, "path", None))  # type: ignore[union-attr]
     start = time.perf_counter()
     with _ready_model(model, config) as (net, device):
         predictor = _TiledPredictor(net, device, config)
@@ -373,11 +415,29 @@ def tiff_memmap(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any, axe
             kwargs.update(resolution=(1e4 / x, 1e4 / y), resolutionunit="CENTIMETER")
     with atomic_path(path) as tmp:
         data = tifffile.memmap(tmp, shape=shape, dtype=dtype, **kwargs)
+        # The file is sparse: on a full disk, writing into the map would kill the process (SIGBUS) when a
+        # page is stored. Reserving its blocks now turns that into an error ("disk full") before any work.
+        _reserve(tmp)
         try:
             yield data
             data.flush()
         finally:
             del data
+
+
+def _reserve(path: os.PathLike) -> None:
+    import errno
+
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
 
 
 __all__ = [

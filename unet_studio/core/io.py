@@ -8,6 +8,7 @@ the problem and what to do. Writers produce TIFFs that Fiji and napari open as t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
@@ -86,6 +87,19 @@ class ImageStack:
         """Number of channels C."""
         return self.shape[1]
 
+    @property
+    def slice_nbytes(self) -> int:
+        """Bytes of one ``(C, Y, X)`` slice in the file's dtype."""
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def describe_size(self, whole: bool = False) -> str:
+        """``"the image (512 x 512 pixels, 1 channel, uint8)"``, ``"one slice (...)"`` or ``"the whole stack (...)"``."""
+        n_slices, channels, height, width = self.shape
+        size = f"{height} x {width} pixels, {channels} channel{'s' * (channels != 1)}, {self.dtype}"
+        if n_slices == 1:
+            return f"the image ({size})"
+        return f"the whole stack ({n_slices} slices of {size})" if whole else f"one slice ({size})"
+
     def get_slice(self, i: int) -> np.ndarray:
         """Return slice ``i`` as a new ``(C, Y, X)`` array of the file's dtype.
 
@@ -101,6 +115,9 @@ class ImageStack:
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"slice {i} is out of range for {self.path} with {n} slices")
+        # Reading a slice holds it (and, page by page, its parts) in memory: refuse one that cannot fit
+        # instead of being killed by the system's out-of-memory handler halfway.
+        require_memory(self.path, 2 * self.slice_nbytes, self.describe_size())
         try:
             data = self._reader.read(int(i) % n)
         except ImageReadError:
@@ -121,6 +138,7 @@ class ImageStack:
         ImageReadError
             The image does not fit in memory (read it slice by slice instead), or is damaged.
         """
+        require_memory(self.path, len(self) * self.slice_nbytes + self.slice_nbytes, self.describe_size(whole=True))
         try:
             out = np.empty(self.shape, self.dtype)
         except MemoryError:
@@ -155,6 +173,83 @@ class _ArrayReader:
 
     def close(self) -> None:
         self._data = None
+
+
+def available_ram() -> int:
+    """Bytes of memory this process can still use: ``MemAvailable`` (Linux), capped by a cgroup limit.
+
+    Elsewhere the free physical pages, when the system says; a very large number when nothing is known
+    (then nothing is refused on memory grounds).
+    """
+    free = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+                    break
+    if free is None:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    free = 1 << 62 if free is None else free
+    with contextlib.suppress(OSError, ValueError, IndexError):  # a container's memory limit (cgroup v2)
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((cgroup / "memory.current").read_text().strip())
+            # The page cache counts as used but is given back on demand: only the working set is taken.
+            stat = dict(line.split()[:2] for line in (cgroup / "memory.stat").read_text().splitlines())
+            used -= int(stat.get("inactive_file", 0))
+            free = min(free, max(int(limit) - used, 0))
+    return int(free)
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``, ``300 MiB``: sizes as a person reads them."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{max(n / 2**20, 0.1):.1f} MiB"
+
+
+def require_memory(path: str | os.PathLike, needed: int, what: str, doing: str = "reading") -> None:
+    """Raise :class:`ImageReadError` when ``needed`` bytes are more than the memory available now.
+
+    ``what`` names the data (``"the image (40000 x 40000 pixels, ...)"``), ``doing`` what needs it.
+    """
+    free = available_ram()
+    if needed > free:
+        raise _fail(Path(path), f"{doing} {what} needs about {format_bytes(needed)} of memory, but only "
+                    f"{format_bytes(free)} is available",
+                    "Crop or downsample the image (e.g. in Fiji with Image > Crop or Image > Scale) or split "
+                    "it into smaller files, close other programs, or use a computer with more memory")
+
+
+def pixel_warning(data: np.ndarray) -> str:
+    """A sentence about pixel values that make a result doubtful (NaN or infinite values, a constant image), or ``""``.
+
+    The tools go on with such an image (NaN counts as the darkest value, +Inf as the brightest; a constant
+    image normalises to zeros), but the person should know.
+    """
+    data = np.asarray(data)
+    if data.size == 0:
+        return ""
+    problems = []
+    finite = None
+    if data.dtype.kind == "f":
+        finite_mask = np.isfinite(data)
+        bad = int(data.size - np.count_nonzero(finite_mask))
+        if bad:
+            problems.append(f"{bad} pixel{'s' * (bad != 1)} {'are' if bad != 1 else 'is'} NaN or infinite "
+                            "(read as the darkest value, +Inf as the brightest); replace them, e.g. in Fiji "
+                            "with Process > Math > Remove NaNs, if that is wrong")
+            finite = data[finite_mask]
+    values = data if finite is None else finite
+    if values.size == 0:
+        problems.append("no pixel has a finite value: there is nothing to see or segment")
+    elif values.min() == values.max():
+        problems.append(f"the image is constant (every pixel is {values.flat[0]:g}): there is nothing to "
+                        "segment; check that this is the right file and that it was exported correctly")
+    return "; ".join(problems)
 
 
 def _check_file(path: Path) -> str:

@@ -212,7 +212,7 @@ def open_tiff(path: Path) -> TiffLayout:
 
 def _describe(path: Path, tif) -> TiffLayout:
     if not tif.series:
-        raise read_error(path, "the TIFF holds no image", "Export the image again")
+        raise read_error(path, "the file is damaged: the TIFF holds no readable image", "Copy or export the file again")
     if len(tif.series) > 1:
         log.info("%s holds %d images; reading the first one", path, len(tif.series))
     series = tif.series[0]

@@ -234,17 +234,21 @@ def load_labels(path: str | os.PathLike, shape: tuple[int, int, int], n_classes:
     try:
         data = np.asarray(tifffile.imread(path))
     except Exception as exc:  # tifffile raises many types for damaged files
-        raise ImageReadError(f"cannot read the labels {path}: {exc}") from None
+        raise ImageReadError(f"cannot read the labels {path} ({' '.join(str(exc).split())[:200]}): the file is "
+                             "damaged; restore it from a backup, or move it away to start this image's labels "
+                             "again") from None
     if data.ndim == 2:
         data = data[None]
     if data.shape != tuple(shape):
         raise ImageReadError(
-            f"the labels {path} have shape {data.shape} but the image has {tuple(shape)}; "
-            "they belong to another image"
+            f"the labels {path} have shape {data.shape} but the image has {tuple(shape)}: they belong to "
+            "another image (was the image file replaced?); put the right image back, or move the label file "
+            "away to start this image's labels again"
         )
     if data.size and (data.min() < 0 or (n_classes is not None and data.max() > n_classes)):
         raise ImageReadError(
-            f"the labels {path} hold values up to {data.max()} but the project has {n_classes} classes"
+            f"the labels {path} hold values up to {data.max()} but the project has {n_classes} classes; add "
+            f"classes (Classes panel) until there are {data.max()} and open the project again"
         )
     return data.astype(np.uint8, copy=False)
 

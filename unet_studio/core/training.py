@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -199,6 +200,56 @@ class _Validator:
         result["loss"] = loss_sum / max(weight_sum, 1)
         return result
 
+    @torch.no_grad()
+    def calibrate(self, model: UNet, n_classes: int, autocast) -> list[float]:
+        """Per-class thresholds that raise the validation mean F1 of a two-class model ([]: keep argmax)."""
+        if n_classes != 2 or not self.items:
+            return []
+        probs, truth = [], []
+        model.eval()
+        for image, target, (rows, cols) in self.items:
+            with autocast():
+                logits = forward_whole(model, image)[..., rows, cols].float()
+            labelled = target[0] > 0
+            probs.append(torch.softmax(logits, 1)[0][:, labelled].cpu().numpy())
+            truth.append((target[0][labelled] - 1).cpu().numpy())
+        return calibrate_thresholds(np.concatenate(probs, 1), np.concatenate(truth))
+
+
+def calibrate_thresholds(probs: np.ndarray, truth: np.ndarray, gain: float = 1e-3) -> list[float]:
+    """Thresholds (see ``probabilities_to_labels``) maximising the mean F1 of two classes.
+
+    ``probs`` is (2, N) softmax of N labelled pixels, ``truth`` their class indices. The rarer class
+    gets a threshold from 0.05 to 0.95; among the thresholds within 0.01% of the best score the one
+    nearest 0.5 wins, and the result is [] (plain argmax) unless it beats 0.5 by ``gain``.
+    """
+    if probs.shape[0] != 2 or truth.size == 0 or len(np.unique(truth)) < 2:
+        return []
+    rare = int(np.argmin(np.bincount(truth, minlength=2)))
+    p, is_rare = probs[rare], truth == rare
+    order = np.argsort(-p, kind="stable")
+    p_sorted, hits = p[order], np.cumsum(is_rare[order])
+    n, positives = p.size, int(is_rare.sum())
+    candidates = np.round(np.arange(0.05, 0.951, 0.01), 4)
+    scores = []
+    for t in candidates:
+        chosen = int(np.searchsorted(-p_sorted, -t, side="right"))  # pixels with p >= t
+        tp = int(hits[chosen - 1]) if chosen else 0
+        fp, fn = chosen - tp, positives - tp
+        tn = n - tp - fp - fn
+        f1_rare = 2 * tp / max(2 * tp + fp + fn, 1)
+        f1_other = 2 * tn / max(2 * tn + fp + fn, 1)
+        scores.append((f1_rare + f1_other) / 2)
+    scores = np.asarray(scores)
+    near_best = np.flatnonzero(scores >= scores.max() - 1e-4)
+    best = near_best[np.argmin(np.abs(candidates[near_best] - 0.5))]
+    at_half = scores[int(np.argmin(np.abs(candidates - 0.5)))]
+    if scores[best] < at_half + gain:
+        return []
+    thresholds = [0.0, 0.0]
+    thresholds[rare] = float(candidates[best])
+    return thresholds
+
 
 def _border_maps(dataset: TrainingSet, labels: list[np.ndarray], config: TrainConfig) -> list[np.ndarray] | None:
     if not config.use_border_weights:
@@ -222,7 +273,7 @@ def _build_model(dataset: TrainingSet, model_config: ModelConfig, init_from, cla
             raise DataError(
                 f"the model in {init_from} takes {cfg.in_channels} channel(s) and predicts {cfg.n_classes} "
                 f"classes, but the training data has {dataset.in_channels} channel(s) and "
-                f"{dataset.n_classes} classes")
+                f"{dataset.n_classes} classes; train a new model instead of continuing this one")
         history = list(previous.history)
         offset = int(previous.extra.get("steps", history[-1]["step"] if history else 0))
         class_values = class_values or previous.class_values
@@ -337,20 +388,34 @@ class _Trainer:
         return ModelInfo(model_config=self.model_config, class_values=self.class_values,
                          class_names=self.class_names, normalization=normalization,
                          train_config=self.config.to_dict(), history=copy.deepcopy(self.history),
-                         best_score=best_score, extra=extra)
+                         best_score=best_score, extra=extra, thresholds=list(self.thresholds))
+
+    def _calibrate(self, autocast) -> None:
+        """Choose the kept model's thresholds on the validation data (two classes; see calibrate_thresholds)."""
+        if not self.validator:
+            return
+        net = copy.deepcopy(self.kept).to(self.device)
+        try:
+            self.thresholds = self.validator.calibrate(net, self.dataset.n_classes, autocast)
+        except Exception:  # noqa: BLE001 - calibration is an extra: never lose the model over it
+            log.exception("could not calibrate the thresholds; predictions use plain argmax")
+            self.thresholds = []
 
     def _keep(self) -> None:
         """Remember the current weights as the ones to save."""
         self.kept.load_state_dict(self.model.state_dict())
         self.kept_any = True
 
-    def _save(self, stop_reason=None) -> Path | None:
+    def _save(self, stop_reason=None, calibrate=None) -> Path | None:
+        """Write the kept model; with ``calibrate`` (the autocast context), choose its thresholds first."""
         if self.out_dir is None:
             return None
         if not self.kept_any:
             if not all(torch.isfinite(p).all() for p in self.model.state_dict().values() if p.is_floating_point()):
                 return None
             self._keep()
+        if calibrate is not None:
+            self._calibrate(calibrate)
         save_model(self.out_dir, self.kept, self._info(self.best_score, stop_reason))
         return self.out_dir
 
@@ -359,6 +424,7 @@ class _Trainer:
     def run(self) -> Iterator[TrainProgress]:
         cfg, device = self.config, self.device
         self.step, self.best_score, self.kept_any = 0, None, False
+        self.thresholds: list[float] = []
         self.kept = copy.deepcopy(self.model).cpu()
         self._prepare_data()
         model = self.model.to(device)
@@ -457,7 +523,7 @@ class _Trainer:
             if self.step and not stop_reason.startswith("the loss") and (self.step % cfg.eval_every) and self.step != total:
                 final_val, _, _ = self._evaluate(model, loss_sum, loss_count, lr, time.perf_counter() - start,
                                                  -1, autocast)
-            model_dir = self._save(stop_reason)
+            model_dir = self._save(stop_reason, calibrate=None if stop_reason.startswith("the loss") else autocast)
             self.saved = True
             now = time.perf_counter()
             mean_rate = self.step * cfg.batch_size / max(now - start, 1e-9)
@@ -467,10 +533,14 @@ class _Trainer:
         finally:
             if not getattr(self, "saved", False):
                 # Stopped from outside (close(), Ctrl-C, an error): save what is kept, quickly.
+                pending = sys.exc_info()[1]
                 try:
                     self._save("stopped")
-                except Exception:  # noqa: BLE001 - never mask the reason we are stopping
-                    log.exception("could not save the model while stopping")
+                except Exception as exc:  # noqa: BLE001 - never mask the reason we are stopping
+                    # No traceback; and when an error stops us (often this same failed write), that error
+                    # is what the person hears about.
+                    log.log(logging.DEBUG if isinstance(pending, Exception) else logging.WARNING,
+                            "could not save the model while stopping: %s", exc)
                 self.saved = True
 
     def _progress(self, total, loss, lr, rate, elapsed, val, is_best, preview, description) -> TrainProgress:

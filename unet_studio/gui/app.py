@@ -46,8 +46,10 @@ def main(image: str | None = None, project: str | None = None) -> int:
         window.open_project(Path(project))
         if image:
             window.open_image(Path(image))
-    else:
-        window.open_image(Path(image) if image else sample_image_path())
+    elif image:
+        window.open_image(Path(image))
+    elif not window.actions.offer_recovery():  # labels of an untitled project a crash left behind
+        window.open_image(sample_image_path())
     if os.environ.get("UNET_STUDIO_STARTUP_TIMING"):
         # Report when the first frame has been painted (bench/startup measurement), then quit.
         def report() -> None:

@@ -123,6 +123,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(lambda: self.actions.fill_recent(self.recent_menu))
         self._action(file_menu, "&Add Images...", self.actions.add_images_dialog, "Ctrl+I")
+        self._action(file_menu, "&Import Labels...", self.actions.import_labels_dialog)
         self._action(file_menu, "&Save Project", self.session.save_now, keys.Save)
         self._action(file_menu, "Save Project &As...", self.actions.save_as_dialog, keys.SaveAs)
         self._action(file_menu, "&Export...", self.actions.export_dialog, "Ctrl+E")
@@ -172,12 +173,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.progressed.connect(self._on_training_progress)
         self.training.failed.connect(self._on_training_failed)
         self.training.finished.connect(lambda _: self.training_panel.set_running(False))
+        self.training.finished.connect(self._adopt_calibrated_thresholds)
         self.overlay_panel.accept_requested.connect(lambda: self._guarded(self.accept_prediction))
         self.overlay_panel.predict_all_requested.connect(lambda: self._guarded(lambda: self.prediction.predict("all")))
         self.overlay_panel.cancel_requested.connect(self.prediction.cancel)
         self.prediction.busy_changed.connect(self.overlay_panel.set_busy)
         self.prediction.progressed.connect(self.overlay_panel.set_progress)
-        self.prediction.failed.connect(lambda message, details: self.show_error("Prediction failed", message, details))
+        self.prediction.failed.connect(
+            lambda message, details: self.show_error(f"{self.prediction.activity} failed", message, details))
         self.prediction.finished.connect(lambda text: self.statusBar().showMessage(text.capitalize(), 5000))
         self.training_panel.set_continue_available(session.model_dir is not None)
 
@@ -272,6 +275,29 @@ class MainWindow(QtWidgets.QMainWindow):
         if getattr(progress, "device", ""):
             self.training_panel.set_device_text(progress.device)
 
+    def _adopt_calibrated_thresholds(self, written: bool) -> None:
+        """Show the prediction with the thresholds the new model chose on its validation data, if any."""
+        from ..core.checkpoint import read_model_info
+        from ..core.errors import UNetStudioError
+
+        folder = self.session.model_dir
+        if not written or folder is None:
+            return
+        try:
+            thresholds = read_model_info(folder)[0].thresholds  # a small JSON file
+        except UNetStudioError:
+            return
+        shown = calibrated_overlay_thresholds(thresholds, len(self.overlay_panel.thresholds()))
+        if shown is None:
+            return
+        self.overlay_panel.set_state({"thresholds": shown})
+        self.binder.update_prediction()
+        names = [c.name for c in self.session.classes]
+        k = next(i for i, t in enumerate(thresholds) if t > 0)
+        name = names[k] if k < len(names) else f"class {k + 1}"
+        self.statusBar().showMessage(f"Threshold of {name} set to {thresholds[k]:.2f}, the best on the validation "
+                                     "data (Prediction panel)", 8000)
+
     def _on_training_failed(self, message: str, details: str) -> None:
         self.training_panel.show_error(message)
         self.show_error("Training failed", message, details)
@@ -294,3 +320,16 @@ class MainWindow(QtWidgets.QMainWindow):
         for box in list(self._boxes):
             box.close()
         event.accept()
+
+
+def calibrated_overlay_thresholds(thresholds, n_classes: int) -> list[float] | None:
+    """The Prediction panel's per-class thresholds for a two-class model's calibrated ``[t, 0]`` or
+    ``[0, t]`` (the other class gets 1 - t, the same decision), or None when there is nothing to adopt."""
+    if n_classes != 2 or len(thresholds) != 2 or not any(t > 0 for t in thresholds):
+        return None
+    k = 0 if thresholds[0] > 0 else 1
+    shown = [0.0, 0.0]
+    shown[k] = float(thresholds[k])
+    shown[1 - k] = round(1.0 - float(thresholds[k]), 4)
+    return shown
+

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from ..core.errors import ModelFileError
+from ..core.atomic import check_writable, describe_write_error
+from ..core.errors import ImageWriteError, ModelFileError
 from .session import Session
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
@@ -59,7 +60,7 @@ def _load_model(model_dir: Path, n_classes: int):
     return model, info
 
 
-def _predict_slices(model, info, stack, slices, progress_base, total):
+def _predict_slices(model, info, stack, slices, progress_base, total, tta: bool = False):
     """Yield _Step and (slice index, (K, Y, X) float32) for each slice of ``stack``."""
     from ..core.config import InferConfig
     from ..core.inference import iter_predict, make_normalizer
@@ -67,7 +68,7 @@ def _predict_slices(model, info, stack, slices, progress_base, total):
     normalize = make_normalizer(info.normalization)
     for n, slice_index in enumerate(slices):
         image = normalize(stack.get_slice(slice_index))
-        for item in iter_predict(model, image, InferConfig()):
+        for item in iter_predict(model, image, InferConfig(tta=tta)):
             fraction = item.tiles_done / max(item.tiles_total, 1)
             yield _Step(progress_base + n + fraction, total)
             if item.result is not None:
@@ -88,6 +89,7 @@ class PredictionController(QtCore.QObject):
         self.worker: GeneratorWorker | None = None
         self._summary = ""
         self._count = 0
+        self.activity = "Prediction"  # what runs (or ran last): names the failure the window shows
 
     def is_running(self) -> bool:
         return self.worker is not None and self.worker.is_running()
@@ -116,6 +118,7 @@ class PredictionController(QtCore.QObject):
         if self.is_running():
             return
         model_dir, n_classes = self._model_dir(), len(self.session.classes)
+        self.activity = "Prediction"
         jobs = [(i, self.session.images[i].entry.path, slices) for i, slices in self.targets(scope)]
         total = sum(len(slices) for _, _, slices in jobs)
 
@@ -140,11 +143,16 @@ class PredictionController(QtCore.QObject):
     # ------------------------------------------------------------------ export
 
     def export(self, folder: str | Path, what: set[str] | None = None, scope: str = "image",
-               thresholds: list[float] | None = None) -> None:
-        """Write the chosen outputs (see ``EXPORTS``) of the current image or all images into ``folder``."""
+               thresholds: list[float] | None = None, tta: bool = False) -> None:
+        """Write the chosen outputs (see ``EXPORTS``) of the current image or all images into ``folder``.
+
+        The live predictions already shown are reused, except with ``tta`` (test-time augmentation),
+        which predicts every slice again.
+        """
         if self.is_running():
             return
         what = set(EXPORTS if what is None else what)
+        self.activity = "Export"
         folder = Path(folder)
         session = self.session
         needs_model = bool(what & {"labels", "probabilities", "instances", "measurements"})
@@ -155,17 +163,17 @@ class PredictionController(QtCore.QObject):
         jobs = []
         for image_index, slices in self.targets("all" if scope == "all" else "image"):
             state = session.images[image_index]
-            known = {s: p.copy() for s, p in state.probabilities.items()}
+            known = {} if tta else {s: p.copy() for s, p in state.probabilities.items()}
             jobs.append((image_index, state.name, state.entry.path, slices, known,
                          state.labels.data.copy() if "annotations" in what else None))
         total = max(sum(len(j[3]) for j in jobs), 1)
+        check_writable(folder, "the export folder")  # a read-only folder: say so now, not after predicting
 
         def run() -> Iterator:
             from ..core import io
             from ..core import postprocess as post
             from ..core.inference import probabilities_to_labels
 
-            folder.mkdir(parents=True, exist_ok=True)
             model = info = None
             base = 0
             for image_index, name, path, slices, known, annotations in jobs:
@@ -182,7 +190,7 @@ class PredictionController(QtCore.QObject):
                     if missing:
                         if model is None:
                             model, info = _load_model(model_dir, n_classes)
-                        for item in _predict_slices(model, info, stack, missing, base, total):
+                        for item in _predict_slices(model, info, stack, missing, base, total, tta):
                             if isinstance(item, _Step):
                                 yield item
                             else:
@@ -214,9 +222,12 @@ class PredictionController(QtCore.QObject):
                 yield _Step(base, total, name)
             if "model" in what and model_dir is not None:
                 target = folder / "model"
-                if target.exists():
-                    shutil.rmtree(target)
-                shutil.copytree(model_dir, target)
+                try:
+                    if target.exists():
+                        shutil.rmtree(target)
+                    shutil.copytree(model_dir, target)
+                except OSError as exc:
+                    raise ImageWriteError(describe_write_error(exc, Path(exc.filename or target))) from None
 
         self._start(run, f"exported to {folder}")
 

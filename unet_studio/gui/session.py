@@ -17,6 +17,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from ..core import project as proj
+from ..core import recovery
 from ..core.errors import UNetStudioError
 from ..core.labels import Box, LabelVolume
 from .session_saving import SavingMixin
@@ -82,6 +83,7 @@ class Session(SavingMixin, QtCore.QObject):
         self._project_dirty = False
         self.discarded = False  # the person chose to drop this untitled project
         self.last_save_error = ""
+        self.previous_session: recovery.PreviousSession | None = None  # set by open_project (see core.recovery)
         self._autosave = QtCore.QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(self.AUTOSAVE_DELAY_MS)
@@ -125,7 +127,14 @@ class Session(SavingMixin, QtCore.QObject):
         if key not in self._slice_cache:
             if len(self._slice_cache) >= 6:
                 self._slice_cache.pop(next(iter(self._slice_cache)))
-            self._slice_cache[key] = np.asarray(self.images[image_index].stack.get_slice(slice_index))
+            stack = self.images[image_index].stack
+            try:
+                data = np.asarray(stack.get_slice(slice_index))
+            except UNetStudioError as exc:
+                # A damaged page: the slice shows blank (its labels stay editable) and the person hears why, once.
+                data = np.zeros(stack.shape[1:], stack.dtype)
+                self.error.emit("Cannot show this slice", str(exc))
+            self._slice_cache[key] = data
         return self._slice_cache[key]
 
     def normalized_slice(self, image_index: int | None = None, slice_index: int | None = None) -> np.ndarray:
@@ -166,13 +175,20 @@ class Session(SavingMixin, QtCore.QObject):
         if not entry.path.exists():
             raise UNetStudioError(f"the image {entry.path} does not exist (moved or deleted?)")
         stack = io.read_image(entry.path)
-        n_slices, _, height, width = stack.shape
+        n_slices, channels, height, width = stack.shape
         shape = (n_slices, height, width)
         labels = None
-        if self.project.folder is not None:
-            label_path = self.project.labels_path(entry.name)
-            if label_path.is_file():
-                labels = proj.load_labels(label_path, shape, len(self.project.classes))
+        try:
+            # Labels of the whole stack, a few raw slices and the display's copies of one slice live in memory.
+            needed = n_slices * height * width + 2 * stack.slice_nbytes + height * width * (4 * channels + 16)
+            io.require_memory(entry.path, needed, stack.describe_size(whole=True), "opening")
+            if self.project.folder is not None:
+                label_path = self.project.labels_path(entry.name)
+                if label_path.is_file():
+                    labels = proj.load_labels(label_path, shape, len(self.project.classes))
+        except BaseException:
+            _close_quietly(stack)
+            raise
         volume = LabelVolume(shape=shape) if labels is None else LabelVolume(data=labels)
         return ImageState(entry=entry, stack=stack, labels=volume, saved_version=volume.version)
 
@@ -197,8 +213,11 @@ class Session(SavingMixin, QtCore.QObject):
             if folder.exists() and any(folder.iterdir()):
                 raise proj.ProjectError(f"{folder} is not a UNet Studio project folder and not empty")
             project = proj.create_project(folder)
+        if self.project.folder != folder:
+            self._release_folder()
         self._close_images()
         self.project = project
+        self.previous_session = recovery.claim(folder)
         problems = []
         for entry in list(project.images):
             try:
@@ -227,13 +246,24 @@ class Session(SavingMixin, QtCore.QObject):
         old_model = self.model_dir
         old_folder = self.project.folder
         self.project.folder = folder
-        if old_model is not None and old_model.resolve() != self.project.model_dir.resolve():
-            shutil.copytree(old_model, self.project.model_dir, dirs_exist_ok=True)
+        try:
+            if old_model is not None and old_model.resolve() != self.project.model_dir.resolve():
+                shutil.copytree(old_model, self.project.model_dir, dirs_exist_ok=True)
+        except OSError as exc:
+            self.project.folder = old_folder
+            raise proj.ProjectError(f"cannot copy the model into {folder} ({exc.strerror or exc}); choose "
+                                    "another folder") from None
         for state in self.images:
             state.forced_dirty = True
-        self.save_now()
+        if not self.save_now():
+            # Reported by save_now; the project (and an untitled project's autosaved copy) stays where it was.
+            self.project.folder = old_folder
+            return
+        recovery.claim(folder)
         if old_folder is not None and proj.is_untitled(old_folder) and old_folder != folder:
             shutil.rmtree(old_folder, ignore_errors=True)
+        elif old_folder != folder:
+            recovery.release(old_folder)
         proj.add_recent(folder)
         self.project_changed.emit()
         self.model_changed.emit()
@@ -258,10 +288,21 @@ class Session(SavingMixin, QtCore.QObject):
         self.discarded = True
 
     def close(self) -> None:
-        """Stop the autosave timer, finish a background write and release the image files."""
+        """Stop the autosave timer, finish a background write and release the project and image files."""
         self._autosave.stop()
         self.wait_for_writer()
+        self._release_folder()
         self._close_images()
+
+    def _release_folder(self) -> None:
+        """The project is closed cleanly: remove its lock (an untitled one with nothing in it goes)."""
+        folder = self.project.folder
+        if folder is None:
+            return
+        if self.is_untitled and not self.has_labels() and self.model_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)  # only an image list: nothing to recover
+        else:
+            recovery.release(folder)
 
     # ------------------------------------------------------------------ navigation
 
@@ -353,6 +394,8 @@ class Session(SavingMixin, QtCore.QObject):
             return None
         box = state.labels.paint_line(self.current_slice, start, end, radius, value)
         self._after_edit(box)
+        if not self._autosave.isActive():
+            self._schedule_autosave()  # a long drag is autosaved too, not only once released
         return box
 
     def fill(self, y: float, x: float, value: int) -> Box | None:
@@ -444,6 +487,48 @@ class Session(SavingMixin, QtCore.QObject):
             return None
         return self.set_slice_labels(values.astype(np.uint8))
 
+    def import_labels(self, path: str | Path) -> int:
+        """Put a label image (0 = unlabelled, k = class k of the project) into the current image, undoably.
+
+        A (Y, X) label image replaces the labels of the current slice, an (S, Y, X) one those of every slice
+        (one undo step per slice); returns the number of slices changed. A file that cannot be read, has
+        another size or holds values that are not classes of the project raises ImageReadError and changes
+        nothing.
+        """
+        from ..core import io
+        from ..core.errors import ImageReadError
+
+        state = self.current
+        if state is None:
+            raise UNetStudioError("open an image first, then import its labels")
+        path = Path(path)
+        data = io.read_labels(path)
+        n_slices, height, width = state.labels.shape
+        if data.shape == (height, width):
+            planes = {self.current_slice: data}
+        elif data.shape == (n_slices, height, width):
+            planes = dict(enumerate(data))
+        else:
+            size = " x ".join(str(n) for n in data.shape)
+            whole = f", or {n_slices} x {height} x {width} for the whole stack" if n_slices > 1 else ""
+            raise ImageReadError(f"Cannot import '{path}': the label image is {size} pixels but the image "
+                                 f"'{state.name}' is {height} x {width}{whole}. Choose the label image made for "
+                                 "this image.")
+        top, k = (int(data.max()) if data.size else 0), len(self.classes)
+        if top > k:
+            raise ImageReadError(f"Cannot import '{path}': it holds the label value {top} but the project has {k} "
+                                 f"classes (values 1 to {k}, 0 = unlabelled). Add classes in the Classes panel "
+                                 f"until there are {top}, or relabel the file.")
+        self.end_stroke()
+        for slice_index, values in planes.items():
+            state.labels.begin_stroke(slice_index)
+            box = state.labels.set_region(slice_index, (0, height, 0, width), values.astype(np.uint8))
+            state.labels.end_stroke()
+            self.labels_changed.emit(self.current_index, slice_index, box)
+        self._emit_dirty()
+        self._schedule_autosave()
+        return len(planes)
+
     def notify_model_changed(self) -> None:
         self.model_changed.emit()
 
@@ -457,6 +542,7 @@ class Session(SavingMixin, QtCore.QObject):
                 folder, n = base / f"{stamp}-{n}", n + 1
             self.project.folder = folder
             proj.save_project(self.project)
+            recovery.claim(folder)
             proj.add_recent(folder)
             self.project_changed.emit()
         return self.project.folder

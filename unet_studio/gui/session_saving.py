@@ -1,8 +1,10 @@
 """Saving the session's project: autosave from copies in a writer thread, and a synchronous save.
 
 A mixin of :class:`~unet_studio.gui.session.Session` (kept apart to keep each file readable): a stroke
-restarts a ~2 s timer; when it fires, the changed label volumes are copied (milliseconds) and written
-atomically by a short-lived thread, so the GUI never waits on the disk. "Save" and closing write on the
+restarts a ~2 s timer, but never pushes a save later than ~5 s after the first unsaved edit (so someone
+painting without a pause is autosaved too, and a crash loses at most those seconds). When the timer
+fires, the changed label volumes are copied (milliseconds) and written atomically by a short-lived
+thread, so the GUI never waits on the disk. "Save" and closing write on the
 GUI thread after the writer has finished. A failed write keeps the labels dirty and says why.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from PySide6 import QtCore
 
@@ -22,9 +25,21 @@ class SavingMixin:
     """Autosave and save of :class:`Session` (uses its project, images, timer and signals)."""
 
     AUTOSAVE_DELAY_MS = 2000
+    #: The longest an edit waits for its autosave while edits keep coming (what a crash can lose).
+    AUTOSAVE_MAX_DELAY_MS = 5000
     _writer: threading.Thread | None = None
+    _pending_since: float | None = None  # time.monotonic() of the first edit not yet in a save
 
     def _schedule_autosave(self) -> None:
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        elif self._autosave.isActive():
+            # Restarting the timer would postpone the save; stop doing so once a restart would push it
+            # past the longest wait.
+            waited_ms = (now - self._pending_since) * 1000.0
+            if waited_ms + self._autosave.interval() > self.AUTOSAVE_MAX_DELAY_MS:
+                return
         self._autosave.start()
 
     def _emit_dirty(self) -> None:
@@ -46,6 +61,7 @@ class SavingMixin:
             self._autosave.start()  # one write at a time: try again shortly
             return
         if not self.is_dirty:
+            self._pending_since = None
             return
         try:
             _, project, jobs = self._snapshot()
@@ -54,6 +70,7 @@ class SavingMixin:
             self._report_save_error(str(exc))
             return
         self._project_dirty = False
+        self._pending_since = None
 
         def write() -> None:
             done, error = [], ""
@@ -73,6 +90,7 @@ class SavingMixin:
         """Write everything on this thread (on close, on "Save"); returns False when it failed."""
         self.wait_for_writer()
         self._autosave.stop()
+        self._pending_since = None
         try:
             _, project, jobs = self._snapshot()
             proj.save_project(project)

@@ -35,6 +35,10 @@ class ExportDialog(QtWidgets.QDialog):
             self.checks[name] = check
         self.scope_all = QtWidgets.QCheckBox("All images of the project (else the current image)")
         form.addWidget(self.scope_all)
+        self.tta_check = QtWidgets.QCheckBox("Test-time augmentation: average 8 flips and rotations "
+                                             "(8x slower, slightly more accurate)")
+        self.tta_check.setEnabled(has_model)
+        form.addWidget(self.tta_check)
         row = QtWidgets.QHBoxLayout()
         self.folder_edit = QtWidgets.QLineEdit(str(folder))
         browse = QtWidgets.QPushButton("Browse...")
@@ -56,3 +60,7 @@ class ExportDialog(QtWidgets.QDialog):
     def choice(self) -> tuple[Path, set[str], str]:
         what = {name for name, check in self.checks.items() if check.isChecked() and check.isEnabled()}
         return Path(self.folder_edit.text()), what, "all" if self.scope_all.isChecked() else "image"
+
+    def tta(self) -> bool:
+        """Whether to predict with test-time augmentation."""
+        return self.tta_check.isChecked() and self.tta_check.isEnabled()
