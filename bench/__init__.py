@@ -6,8 +6,9 @@ returns a :class:`BenchResult`: the ratio against the peer (always "how many tim
 ``bench/__main__.py``); each module here documents how its peer is written and why that is fair.
 
 Registry: :data:`BENCHMARKS` maps a benchmark's name to ``"module:function"``; the function takes
-``quick: bool`` and returns a :class:`BenchResult`. ``selftest`` is a trivial benchmark (no torch, no
-Qt) that the smoke test uses to exercise the runner; it is not part of the default set.
+``quick: bool`` and returns a :class:`BenchResult`. :data:`OPT_IN` holds long benchmarks that run only
+when named (``--only soak``). ``selftest`` is a trivial benchmark (no torch, no Qt) that the smoke test
+uses to exercise the runner; it is not part of the default set.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ BENCHMARKS: dict[str, str] = {
     "startup": "bench.bench_gui:run_startup",
     "scribbles": "bench.bench_scribbles:run",
 }
+#: Opt-in benchmarks: not in the default or quick set, run with ``--only NAME`` (long runs).
+OPT_IN: dict[str, str] = {
+    "soak": "bench.soak:run",
+}
 #: Benchmarks that exist for testing the runner only (run with ``--only``).
 HIDDEN: dict[str, str] = {
     "selftest": "bench:selftest",
@@ -48,9 +53,12 @@ TARGETS: dict[str, tuple[str, float | str]] = {
     "gui_max_stall_ms": ("<", 100.0),
     "cold_start_s": ("<", 2.0),
     "scribble_f1_60s": (">", "rf_scribble_f1"),
+    # issue 7, the opt-in soak benchmark (not measured by the default set)
+    "soak_memory_growth_pct": ("<", 5.0),
+    "soak_failures": ("<=", 0),
 }
 HEADLINE_KEYS = ("train_speedup_vs_plain", "infer_speedup_vs_monai", "paint_dab_ms_8192", "gui_max_stall_ms",
-                 "cold_start_s", "scribble_f1_60s", "rf_scribble_f1")
+                 "cold_start_s", "scribble_f1_60s", "rf_scribble_f1", "soak_memory_growth_pct", "soak_failures")
 
 
 @dataclass

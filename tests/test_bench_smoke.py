@@ -3,6 +3,7 @@ one step of the plain PyTorch baseline loop. Fast (a few seconds); the real benc
 
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
@@ -105,3 +106,138 @@ def test_plain_baseline_loop_runs_one_step():
     finally:
         loop.close()
     assert np.isfinite(loss)
+
+
+# ----------------------------------------------------------------------------------------------- soak
+
+
+def _cheap_probes(monkeypatch):
+    """Fixed figures instead of the soak's memory probes (which walk every Python object)."""
+    from bench import soak_worker
+
+    figures = {"rss_mb": 100.0, "anon_mb": 50.0, "hwm_mb": 100.0, "threads": 1, "py_threads": 1, "fds": 3,
+               "py_objects": 10}
+    monkeypatch.setattr(soak_worker, "probe", lambda: dict(figures))
+    monkeypatch.setattr(soak_worker, "type_counts", collections.Counter)
+    monkeypatch.setattr(soak_worker, "trimmed_rss", lambda: None)
+
+
+def _soak_data_or_skip():
+    pytest.importorskip("torch")
+    if not (bench.data_dir() / "isbi2012" / "images").is_dir():
+        pytest.skip(f"ISBI 2012 data not found under {bench.data_dir()}")
+
+
+def test_soak_is_opt_in_and_registered():
+    args = runner.parse_args(["--only", "soak"])
+    assert args.names == ["soak"]
+    assert "soak" not in runner.parse_args([]).names and "soak" not in runner.parse_args(["--quick"]).names
+    assert "soak" in runner.TIME_LIMITS
+
+
+def test_soak_runs_cycles_and_reports_growth_in_process():
+    """Two cycles of each side (tiny network, one predicted image) in this process: growth, no failure."""
+    _soak_data_or_skip()
+    from bench.soak import soak, to_result
+    from bench.soak_cycles import SoakSettings
+
+    settings = SoakSettings(train_seconds=0.3, train_slices=(0, 1), predict_slices=(15,), mosaic=0, strokes=2,
+                            tiny=True, threads=1, preview_every=2, eval_every=3)
+    report = soak(settings, 0, cycles=2, warmup=0, in_process=True, log=lambda text: None)
+    result = to_result(report)
+    ours, peer = report["summaries"]["ours"], report["summaries"]["plain"]
+    assert ours["failures"] == 0 and peer["failures"] == 0, ours["failure_list"] + peer["failure_list"]
+    assert ours["cycles"] == 2 and peer["cycles"] == 2
+    assert ours["rss_mb"]["start"] > 0 and ours["rss_mb"]["growth_pct"] is not None
+    assert result.headline["soak_failures"] == 0
+    assert result.headline["soak_memory_growth_pct"] == ours["rss_mb"]["growth_pct"]
+    assert result.ratio is not None and result.ratio > 0
+    assert "object_growth" in report["diagnostics"]["ours"]
+    assert any(row.what.startswith("RSS growth") for row in result.rows)
+
+
+def test_soak_counts_a_failing_cycle_and_goes_on(monkeypatch):
+    from bench import soak as soak_module
+    from bench import soak_worker
+    from bench.soak_cycles import SoakSettings
+
+    calls = []
+
+    class FakeSession:
+        def __init__(self, side):
+            self.side = side
+
+        def cycle(self, index):
+            if self.side == "plain":
+                calls.append(index)
+                if index == 1:
+                    raise RuntimeError("boom in cycle 1")
+            return {"steps": 1}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(soak_worker, "make_session", lambda side, settings, workdir: FakeSession(side))
+    _cheap_probes(monkeypatch)
+    report = soak_module.soak(SoakSettings(), 0, cycles=3, warmup=0, in_process=True, log=lambda text: None)
+    plain = report["summaries"]["plain"]
+    assert calls == [0, 1, 2] and plain["failures"] == 1
+    assert "boom in cycle 1" in plain["failure_list"][0]["error"]
+    assert "Traceback" in plain["failure_list"][0]["traceback"]
+    assert report["summaries"]["ours"]["failures"] == 0
+
+
+def test_soak_growth_is_median_of_first_and_last_cycles():
+    from bench.soak import growth_window, summarise
+
+    assert [growth_window(n) for n in (1, 3, 8, 40)] == [1, 1, 2, 5]
+    samples = [{"ok": True, "t": float(i), "seconds": 1.0, "stats": {"steps": 3},
+                "probe": {"rss_mb": rss, "anon_mb": rss / 2, "fds": 5, "threads": 3, "py_objects": 100}}
+               for i, rss in enumerate([500, 100, 102, 98, 100, 104, 106, 104, 150, 105])]
+    summary = summarise(samples, warmup=2)  # 8 counted: window 2, start median(102, 98), end median(150, 105)
+    assert summary["cycles"] == 8 and summary["window"] == 2
+    assert summary["rss_mb"]["start"] == 100 and summary["rss_mb"]["end"] == 127.5
+    assert summary["rss_mb"]["growth_pct"] == pytest.approx(27.5)
+    assert summary["fds"]["change"] == 0
+
+
+@pytest.mark.slow
+def test_soak_command_line_with_child_processes(tmp_path):
+    """The default mode: each side in its own child process, through the command line, with --json."""
+    _soak_data_or_skip()
+    out = tmp_path / "soak.json"
+    proc = subprocess.run([sys.executable, "bench/soak.py", "--tiny", "--no-mosaic", "--cycles", "2", "--warmup", "1",
+                           "--train-seconds", "0.5", "--threads", "1", "--quiet", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    assert report["soak_failures"] == 0 and report["soak_memory_growth_pct"] is not None
+    assert report["benchmarks"]["soak"]["figures"]["summaries"]["plain"]["cycles"] == 2
+    assert "vs plain PyTorch loop" in proc.stdout
+
+
+def test_soak_reports_a_side_that_cannot_start(monkeypatch):
+    from bench import soak_worker
+    from bench.soak import soak, to_result
+    from bench.soak_cycles import SoakSettings
+
+    class FakeSession:
+        def cycle(self, index):
+            return {"steps": 1}
+
+        def close(self):
+            pass
+
+    def make(side, settings, workdir):
+        if side == "ours":
+            raise OSError("no such file: model.json")
+        return FakeSession()
+
+    monkeypatch.setattr(soak_worker, "make_session", make)
+    _cheap_probes(monkeypatch)
+    report = soak(SoakSettings(), 0, cycles=2, warmup=0, in_process=True, log=lambda text: None)
+    ours = report["summaries"]["ours"]
+    assert ours["failures"] == 1 and "no such file" in ours["stopped"] and ours["cycles"] == 0
+    assert report["summaries"]["plain"]["cycles"] == 2
+    result = to_result(report)
+    assert result.headline["soak_failures"] == 1 and result.headline["soak_memory_growth_pct"] is None
