@@ -288,7 +288,7 @@ def split_validation(labels: list[np.ndarray], val_fraction: float, rng: np.rand
     val_items: list[tuple[int, tuple[slice, slice]]] = []
     held_out: set[int] = set()
     if len(annotated) >= 2:
-        n_val = min(len(annotated) - 1, max(1, int(round(val_fraction * len(annotated)))))
+        n_val = min(len(annotated) - 1, max(1, int(val_fraction * len(annotated))))  # floor: keep training data
         held_out = set(rng.choice(annotated, size=n_val, replace=False).tolist())
         for i in sorted(held_out):
             val_items.extend((i, w) for w in _tiles(*labels[i].shape, 512) if labels[i][w].any())
