@@ -52,6 +52,7 @@ import tifffile
 
 from unet_studio import cli
 from unet_studio.core import io as core_io
+from unet_studio.core import memory as core_memory
 from unet_studio.core import presets
 from unet_studio.core.checkpoint import ModelInfo, save_model
 from unet_studio.core.config import ModelConfig, TrainConfig
@@ -463,7 +464,7 @@ def test_predict_folder_reports_each_bad_image_on_its_line_and_goes_on(tmp_path,
 def test_predict_refuses_a_slice_that_does_not_fit_in_memory(tmp_path, model_dir, capsys, monkeypatch):
     """The memory probe says 1 MiB: a 256 x 256 slice needs more to predict, so it is refused up front."""
     image = _tiff(tmp_path / "wide.tif", shape=(3, 256, 256), dtype=np.uint16, photometric="minisblack")
-    monkeypatch.setattr(core_io, "available_ram", lambda: 1 << 20)
+    monkeypatch.setattr(core_memory, "available_ram", lambda: 1 << 20)
     out = tmp_path / "out"
     code, _, err = _run(capsys, "predict", "--model", model_dir, "--images", image, "--out", out)
     assert code != 0

@@ -75,7 +75,7 @@ def _status(progress, best_text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.atomic import check_writable
-    from ..core.data import load_folder
+    from ..core.data_files import load_folder
     from ..core.errors import DataError
     from ..core.presets import preset_configs
     from ..core.training import train

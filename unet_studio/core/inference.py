@@ -32,7 +32,6 @@ import contextlib
 import copy
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import torch
 from .config import InferConfig, ModelConfig
 from .device import autocast_dtype, select_device
 from .errors import ConfigError, InferenceError
+from .io_write import tiff_memmap  # re-exported: written by predict, once here
 from .postprocess import label_dtype, probabilities_to_labels  # noqa: F401  (re-exported)
 from .tiling import (  # noqa: F401  (re-exported: the layout is part of this module's API)
     AxisPlan,
@@ -306,7 +306,7 @@ def slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4) ->
 def check_slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4, path=None) -> None:
     """Raise :class:`InferenceError` when predicting a (C, Y, X) slice of ``shape`` cannot fit in the memory
     available now (a slice is predicted whole; a stack streams slice by slice, so only one slice counts)."""
-    from .io import available_ram, format_bytes
+    from .memory import available_ram, format_bytes
 
     needed, free = slice_memory(shape, n_classes, raw_itemsize), available_ram()
     if needed > free:
@@ -384,60 +384,6 @@ def probabilities_to_uint8(probs: np.ndarray) -> np.ndarray:
     out = np.multiply(probs, 255.0, dtype=np.float32)
     np.clip(out, 0, 255, out=out)
     return np.rint(out, out=out).astype(np.uint8)
-
-
-@contextlib.contextmanager
-def tiff_memmap(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any, axes: str,
-                pixel_size: tuple[float, float] | None = None, unit: str | None = None,
-                metadata: dict[str, Any] | None = None) -> Iterator[np.ndarray]:
-    """A TIFF at ``path`` written through a memory map, atomically (ImageJ hyperstack for uint8, uint16 and
-    float32 with axes in ImageJ order, calibrated like :func:`~unet_studio.core.io.write_labels`).
-
-    Yields a writable ``np.memmap`` of ``shape``; fill it slice by slice (the whole output never has to be
-    in RAM). The file appears at ``path`` only when the block ends without an exception. ``metadata``: extra
-    ImageJ metadata (``mode``, ``min``, ``max``, ``Labels``).
-    """
-    import tifffile
-
-    from .atomic import atomic_path
-    from .io_tiff import normalize_unit
-
-    dtype = np.dtype(dtype)
-    imagej = dtype in (np.uint8, np.uint16, np.float32) and "".join(a for a in "TZCYX" if a in axes) == axes
-    kwargs: dict[str, Any] = {"imagej": imagej, "metadata": {"axes": axes, **((imagej and metadata) or {})}}
-    if pixel_size:
-        y, x = (float(v) for v in pixel_size)
-        unit = normalize_unit(unit) or "µm"
-        if imagej:
-            kwargs["resolution"] = (1.0 / x, 1.0 / y)
-            kwargs["metadata"]["unit"] = "micron" if unit == "µm" else unit
-        elif unit == "µm":
-            kwargs.update(resolution=(1e4 / x, 1e4 / y), resolutionunit="CENTIMETER")
-    with atomic_path(path) as tmp:
-        data = tifffile.memmap(tmp, shape=shape, dtype=dtype, **kwargs)
-        # The file is sparse: on a full disk, writing into the map would kill the process (SIGBUS) when a
-        # page is stored. Reserving its blocks now turns that into an error ("disk full") before any work.
-        _reserve(tmp)
-        try:
-            yield data
-            data.flush()
-        finally:
-            del data
-
-
-def _reserve(path: os.PathLike) -> None:
-    import errno
-
-    if not hasattr(os, "posix_fallocate"):
-        return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
-    finally:
-        os.close(fd)
 
 
 __all__ = [

@@ -4,32 +4,39 @@ Readers accept 2D grey and RGB images (TIFF, PNG, JPEG, BMP), multi-page TIFF st
 and OME-TIFF; T and Z flatten into the stack axis S, channels and RGB samples into C. Every problem with an
 input file is raised as :class:`~unet_studio.core.errors.ImageReadError` with a message that names the file,
 the problem and what to do. Writers produce TIFFs that Fiji and napari open as they are, atomically.
+
+This module is the place to import all of that from; the writers live in :mod:`.io_write`, the memory
+checks in :mod:`.memory`, normalisation and pixel-value warnings in :mod:`.intensity`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import weakref
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
 from .errors import ImageReadError
-from .io_tiff import open_tiff, write_tiff
+from .intensity import normalize_percentile, pixel_warning
+from .io_tiff import open_tiff
 from .io_tiff import read_error as _fail
+from .io_write import (
+    _FORMAT_OF_SUFFIX,
+    SUPPORTED_SUFFIXES,
+    _label_dtype,
+    write_image,
+    write_labels,
+    write_mask,
+    write_probabilities,
+)
+from .memory import available_ram, format_bytes, require_memory
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-_FORMAT_OF_SUFFIX = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-                     ".bmp": "BMP"}
 _MAGIC = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"),
           (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"))
-_PERCENTILE_SAMPLES = 1 << 20  # percentiles of a big channel come from about this many pixels
 
 
 class ImageStack:
@@ -173,83 +180,6 @@ class _ArrayReader:
 
     def close(self) -> None:
         self._data = None
-
-
-def available_ram() -> int:
-    """Bytes of memory this process can still use: ``MemAvailable`` (Linux), capped by a cgroup limit.
-
-    Elsewhere the free physical pages, when the system says; a very large number when nothing is known
-    (then nothing is refused on memory grounds).
-    """
-    free = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    free = int(line.split()[1]) * 1024
-                    break
-    if free is None:
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    free = 1 << 62 if free is None else free
-    with contextlib.suppress(OSError, ValueError, IndexError):  # a container's memory limit (cgroup v2)
-        cgroup = Path("/sys/fs/cgroup")
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            used = int((cgroup / "memory.current").read_text().strip())
-            # The page cache counts as used but is given back on demand: only the working set is taken.
-            stat = dict(line.split()[:2] for line in (cgroup / "memory.stat").read_text().splitlines())
-            used -= int(stat.get("inactive_file", 0))
-            free = min(free, max(int(limit) - used, 0))
-    return int(free)
-
-
-def format_bytes(n: float) -> str:
-    """``1.5 GiB``, ``300 MiB``: sizes as a person reads them."""
-    if n >= 2**30:
-        return f"{n / 2**30:.1f} GiB"
-    return f"{max(n / 2**20, 0.1):.1f} MiB"
-
-
-def require_memory(path: str | os.PathLike, needed: int, what: str, doing: str = "reading") -> None:
-    """Raise :class:`ImageReadError` when ``needed`` bytes are more than the memory available now.
-
-    ``what`` names the data (``"the image (40000 x 40000 pixels, ...)"``), ``doing`` what needs it.
-    """
-    free = available_ram()
-    if needed > free:
-        raise _fail(Path(path), f"{doing} {what} needs about {format_bytes(needed)} of memory, but only "
-                    f"{format_bytes(free)} is available",
-                    "Crop or downsample the image (e.g. in Fiji with Image > Crop or Image > Scale) or split "
-                    "it into smaller files, close other programs, or use a computer with more memory")
-
-
-def pixel_warning(data: np.ndarray) -> str:
-    """A sentence about pixel values that make a result doubtful (NaN or infinite values, a constant image), or ``""``.
-
-    The tools go on with such an image (NaN counts as the darkest value, +Inf as the brightest; a constant
-    image normalises to zeros), but the person should know.
-    """
-    data = np.asarray(data)
-    if data.size == 0:
-        return ""
-    problems = []
-    finite = None
-    if data.dtype.kind == "f":
-        finite_mask = np.isfinite(data)
-        bad = int(data.size - np.count_nonzero(finite_mask))
-        if bad:
-            problems.append(f"{bad} pixel{'s' * (bad != 1)} {'are' if bad != 1 else 'is'} NaN or infinite "
-                            "(read as the darkest value, +Inf as the brightest); replace them, e.g. in Fiji "
-                            "with Process > Math > Remove NaNs, if that is wrong")
-            finite = data[finite_mask]
-    values = data if finite is None else finite
-    if values.size == 0:
-        problems.append("no pixel has a finite value: there is nothing to see or segment")
-    elif values.min() == values.max():
-        problems.append(f"the image is constant (every pixel is {values.flat[0]:g}): there is nothing to "
-                        "segment; check that this is the right file and that it was exported correctly")
-    return "; ".join(problems)
 
 
 def _check_file(path: Path) -> str:
@@ -404,194 +334,6 @@ def _integer_labels(path: Path, data: np.ndarray, advice: str) -> np.ndarray:
     return data.astype(_label_dtype(int(data.max()) if data.size else 0))
 
 
-def _label_dtype(max_value: int) -> np.dtype:
-    if max_value < 256:
-        return np.dtype(np.uint8)
-    return np.dtype(np.uint16) if max_value < 65536 else np.dtype(np.uint32)
-
-
-def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """Scale each channel so that its ``low`` percentile maps to 0 and its ``high`` percentile to 1.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        ``(C, Y, X)`` (or ``(Y, X)``, treated as one channel) of any real dtype.
-    low, high : float
-        Percentiles, ``0 <= low < high <= 100``.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 of the same shape, not clipped. Percentiles come from the finite pixels only (a subsample of
-        about a million pixels on big channels); NaN becomes 0, +Inf 1 and -Inf 0. A constant channel (or one
-        with no finite pixel) becomes zeros.
-    """
-    if not 0.0 <= low < high <= 100.0:
-        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
-    image = np.asarray(image)
-    if image.ndim not in (2, 3):
-        raise ValueError(f"expected a (C, Y, X) or (Y, X) image, got shape {image.shape}")
-    out = np.array(image[np.newaxis] if image.ndim == 2 else image, dtype=np.float32, copy=True)
-    for channel in out:
-        flat = channel.reshape(-1)
-        sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLES)]
-        finite_mask = np.isfinite(sample)
-        sample = sample if finite_mask.all() else sample[finite_mask]
-        if sample.size == 0:
-            channel[...] = 0.0
-            continue
-        lo, hi = (float(v) for v in np.percentile(sample, (low, high)))
-        if not np.isfinite(channel).all():
-            np.nan_to_num(channel, copy=False, nan=lo, posinf=hi, neginf=lo)
-        span = hi - lo
-        if not span > 1e-20 * max(abs(lo), abs(hi), 1e-30):
-            channel[...] = 0.0
-            continue
-        channel -= np.float32(lo)
-        channel *= np.float32(1.0 / span)
-    return out[0] if image.ndim == 2 else out
-
-
-def _tiff_target(path: str | os.PathLike, what: str) -> Path:
-    target = Path(path)
-    if target.suffix.lower() not in (".tif", ".tiff"):
-        raise ValueError(f"{what} are written as TIFF; give {target} a .tif or .tiff name")
-    return target
-
-
-def _stack_axis(stack_axis: str) -> str:
-    if stack_axis not in ("Z", "T"):
-        raise ValueError(f"stack_axis must be 'Z' or 'T', got {stack_axis!r}")
-    return stack_axis
-
-
-def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
-                 unit: str | None = None, *, stack_axis: str = "Z") -> None:
-    """Write integer labels as a TIFF that Fiji and napari open as it is.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Target ``.tif``; replaced atomically.
-    labels : numpy.ndarray
-        ``(Y, X)`` or ``(S, Y, X)`` non-negative integers (bool and integral floats accepted).
-    pixel_size : tuple of float, optional
-        ``(y, x)`` pixel size in ``unit`` (default µm), stored as the ImageJ calibration.
-    unit : str, optional
-        Unit of ``pixel_size``.
-    stack_axis : {"Z", "T"}
-        Axis name of a 3D stack.
-
-    Notes
-    -----
-    Stored as uint8 when the largest label is below 256, uint16 below 65536 (both ImageJ TIFFs), uint32
-    (plain TIFF, which ImageJ cannot store) beyond.
-
-    Raises
-    ------
-    ImageWriteError
-        The file cannot be written (read-only folder, full disk, ...); an existing file is left intact.
-    """
-    target = _tiff_target(path, "labels")
-    labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise ValueError(f"labels must be (Y, X) or (S, Y, X), got shape {labels.shape}")
-    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
-        raise ValueError("labels must be integers; got fractional values")
-    if labels.dtype.kind not in "biuf":
-        raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if labels.size and labels.min() < 0:
-        raise ValueError("labels must not be negative")
-    data = labels.astype(_label_dtype(int(labels.max()) if labels.size else 0), copy=False)
-    write_tiff(target, data, "YX" if data.ndim == 2 else _stack_axis(stack_axis) + "YX", pixel_size, unit)
-
-
-def write_probabilities(path: str | os.PathLike, probs: np.ndarray,
-                        pixel_size: tuple[float, float] | None = None, unit: str | None = None, *,
-                        class_names: Sequence[str] | None = None, stack_axis: str = "Z") -> None:
-    """Write class probabilities as a float32 ImageJ hyperstack (one channel per class).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Target ``.tif``; replaced atomically.
-    probs : numpy.ndarray
-        ``(K, Y, X)`` (axes CYX) or ``(S, K, Y, X)`` (axes ZCYX or TCYX), values in 0..1.
-    pixel_size, unit : optional
-        Calibration, as in :func:`write_labels`.
-    class_names : sequence of str, optional
-        One name per class, stored as ImageJ slice labels.
-    stack_axis : {"Z", "T"}
-        Axis name of the stack of a 4D array.
-    """
-    target = _tiff_target(path, "probabilities")
-    data = np.asarray(probs, dtype=np.float32)
-    if data.ndim not in (3, 4):
-        raise ValueError(f"probabilities must be (K, Y, X) or (S, K, Y, X), got shape {data.shape}")
-    axes = "CYX" if data.ndim == 3 else _stack_axis(stack_axis) + "CYX"
-    metadata: dict = {"mode": "grayscale", "min": 0.0, "max": 1.0}
-    if class_names is not None:
-        n_classes = data.shape[-3]
-        if len(class_names) != n_classes:
-            raise ValueError(f"{len(class_names)} class names for {n_classes} classes")
-        metadata["Labels"] = [str(n) for n in class_names] * int(np.prod(data.shape[:-3]))
-    write_tiff(target, data, axes, pixel_size, unit, metadata)
-
-
-def write_mask(path: str | os.PathLike, mask: np.ndarray, pixel_size: tuple[float, float] | None = None,
-               unit: str | None = None, *, stack_axis: str = "Z") -> None:
-    """Write a binary mask as uint8 0/255 (every non-zero pixel of ``mask`` becomes 255).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Target ``.tif``; replaced atomically.
-    mask : numpy.ndarray
-        ``(Y, X)`` or ``(S, Y, X)``.
-    pixel_size, unit, stack_axis : optional
-        As in :func:`write_labels`.
-    """
-    target = _tiff_target(path, "masks")
-    mask = np.asarray(mask)
-    if mask.ndim not in (2, 3):
-        raise ValueError(f"a mask must be (Y, X) or (S, Y, X), got shape {mask.shape}")
-    data = np.where(mask != 0, np.uint8(255), np.uint8(0))
-    write_tiff(target, data, "YX" if data.ndim == 2 else _stack_axis(stack_axis) + "YX", pixel_size, unit)
-
-
-def write_image(path: str | os.PathLike, array: np.ndarray, axes: str = "YX",
-                pixel_size: tuple[float, float] | None = None, unit: str | None = None) -> None:
-    """Write an image atomically (for fixtures, exports and tests).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        ``.tif``/``.tiff`` (ImageJ TIFF for uint8/uint16/float32 with axes in ImageJ order, plain TIFF
-        with axes metadata otherwise), ``.png``, ``.jpg`` or ``.bmp`` (axes ``YX`` or ``YXS``).
-    array : numpy.ndarray
-        The pixels, one axis per letter of ``axes``.
-    axes : str
-        Letters from ``TZCYXS``, e.g. ``"YX"``, ``"ZYX"``, ``"TZCYX"``, ``"YXS"`` (RGB).
-    pixel_size, unit : optional
-        Calibration (TIFF only), as in :func:`write_labels`.
-    """
-    target = Path(path)
-    array = np.asarray(array)
-    if len(axes) != array.ndim or len(set(axes)) != len(axes) or set(axes) - set("TZCYXS"):
-        raise ValueError(f"axes {axes!r} do not fit an array of shape {array.shape}")
-    suffix = target.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        write_tiff(target, array, axes, pixel_size, unit)
-        return
-    if suffix not in SUPPORTED_SUFFIXES or axes not in ("YX", "YXS"):
-        raise ValueError(f"{target.suffix} files take YX or YXS arrays; use .tif for axes {axes!r}")
-    from PIL import Image
-
-    with atomic_path(target) as tmp:
-        Image.fromarray(array).save(tmp, format=_FORMAT_OF_SUFFIX[suffix])
-
-
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Return the image files of ``folder`` (supported suffixes, hidden files skipped), sorted by name.
 
@@ -606,3 +348,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise ImageReadError(f"Cannot list images in '{folder}': {problem}. Choose a folder of images.")
     return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()
                    and p.suffix.lower() in SUPPORTED_SUFFIXES), key=lambda p: p.name)
+
+
+__all__ = [
+    "SUPPORTED_SUFFIXES", "ImageStack", "available_ram", "format_bytes", "list_images", "normalize_percentile",
+    "pixel_warning", "read_image", "read_labels", "require_memory", "write_image", "write_labels", "write_mask",
+    "write_probabilities",
+]

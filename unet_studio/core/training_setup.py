@@ -1,0 +1,71 @@
+"""What a training run starts from: the model (new, or resumed from a model folder with its history and
+classes), the patch size, the augmentation ranges and the border weight maps (used by :mod:`.training`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from . import augment as aug
+from .checkpoint import load_model
+from .config import ModelConfig, TrainConfig
+from .data import TrainingSet
+from .errors import DataError
+from .losses import border_weight_map
+from .model import UNet, nearest_admissible
+
+
+def augment_params(config: TrainConfig) -> aug.AugmentParams | None:
+    """The augmentation ranges for a training configuration (None: augmentation off)."""
+    if not config.augment:
+        return None
+    return aug.AugmentParams(elastic_sigma=config.elastic_sigma, elastic_grid=config.elastic_grid,
+                             p_intensity=0.8 if config.intensity_augment else 0.0)
+
+
+def admissible_patch(size: int, model_config: ModelConfig) -> int:
+    """The admissible input side nearest below ``size`` (or above, when there is none below)."""
+    lower, upper = nearest_admissible(size, model_config.depth, model_config.padding)
+    return lower if lower is not None else upper
+
+
+def border_maps(dataset: TrainingSet, labels: list[np.ndarray], config: TrainConfig) -> list[np.ndarray] | None:
+    """Per-image border weight maps (the paper's w0, sigma) of the label images, or None when they are off."""
+    if not config.use_border_weights:
+        return None
+    maps = []
+    for index, label in enumerate(labels):
+        if dataset.instances is not None:
+            instances = dataset.instances[index]
+        else:  # objects: connected components of the last class (e.g. cell interiors)
+            instances, _ = ndimage.label(label == dataset.n_classes)
+        maps.append(border_weight_map(instances, config.border_weight_w0, config.border_weight_sigma))
+    return maps
+
+
+def build_model(dataset: TrainingSet, model_config: ModelConfig, init_from, class_values, class_names):
+    """The model to train, new or loaded from ``init_from``: (model, history, step offset, class values,
+    class names, the loaded ModelInfo or None)."""
+    history, offset, previous = [], 0, None
+    if init_from is not None:
+        model, previous = load_model(init_from, "cpu")
+        cfg = model.config
+        if cfg.in_channels != dataset.in_channels or cfg.n_classes != dataset.n_classes:
+            raise DataError(
+                f"the model in {init_from} takes {cfg.in_channels} channel(s) and predicts {cfg.n_classes} "
+                f"classes, but the training data has {dataset.in_channels} channel(s) and "
+                f"{dataset.n_classes} classes; train a new model instead of continuing this one")
+        history = list(previous.history)
+        offset = int(previous.extra.get("steps", history[-1]["step"] if history else 0))
+        class_values = class_values or previous.class_values
+        class_names = class_names or previous.class_names
+    else:
+        cfg = model_config.replace(in_channels=dataset.in_channels, n_classes=dataset.n_classes)
+        model = UNet.from_config(cfg)
+    class_values = list(class_values or range(1, dataset.n_classes + 1))
+    class_names = list(class_names or [f"class {v}" for v in class_values])
+    if len(class_values) != dataset.n_classes or len(class_names) != dataset.n_classes:
+        raise DataError(f"{dataset.n_classes} classes but {len(class_values)} class values and "
+                        f"{len(class_names)} class names")
+    return model, history, offset, class_values, class_names, previous
