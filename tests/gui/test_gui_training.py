@@ -152,17 +152,18 @@ def test_continue_from_the_current_model(window, qtbot, data_dir):
     window.session.discard_untitled()
 
 
-def test_the_thresholds_chosen_on_validation_are_shown_after_training(window, qtbot, data_dir, monkeypatch):
+def test_the_thresholds_chosen_on_validation_are_shown_after_training(window, qtbot, data_dir, monkeypatch, tmp_path):
     from unet_studio.core import training
 
     monkeypatch.setattr(training, "calibrate_thresholds", lambda probs, truth, gain=1e-3: [0.0, 0.3])
+    import tifffile
+
     window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
-    paint_two_classes(window)
-    for top in (300, 400):  # strokes in two more 256-px tiles: one of them is held out for validation
-        window.session.set_active_class(0)
-        mouse_stroke(window, [(top, 280), (top, 480)])
-        window.session.set_active_class(1)
-        mouse_stroke(window, [(top + 30, 280), (top + 30, 480)])
+    truth = tifffile.imread(data_dir / "isbi2012" / "labels" / "000.tif")
+    full = tmp_path / "full_mask.tif"
+    tifffile.imwrite(full, np.where(truth == 0, 1, 2).astype(np.uint8))  # every pixel labelled: a full mask
+    window.actions.import_labels(full)
+    assert (labels_of(window) > 0).all()
     window.training.config_hook = lambda m, t: tiny_configs(m, t, epochs=1, steps_per_epoch=6)
     _start(window, qtbot)
     with qtbot.waitSignal(window.training.finished, timeout=60000):
