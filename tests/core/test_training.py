@@ -251,3 +251,44 @@ def test_no_thresholds_are_chosen_on_sparse_scribbles(tmp_path, monkeypatch):
     _, info = load_model(tmp_path / "m")
     assert info.thresholds == [] and not called
 
+
+
+def _failing_above(monkeypatch, limit, error=None):
+    """Make the network's forward pass run out of memory for batches larger than ``limit``."""
+    from unet_studio.core.model import UNet
+
+    forward, sizes = UNet.forward, []
+
+    def limited(self, x):
+        if self.training:
+            sizes.append(x.shape[0])
+            if x.shape[0] > limit:
+                raise error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, x)
+
+    monkeypatch.setattr(UNet, "forward", limited)
+    return sizes
+
+
+def test_out_of_memory_halves_the_batch_and_training_goes_on(tmp_path, monkeypatch, caplog):
+    sizes = _failing_above(monkeypatch, 2)
+    reports = _run(_dataset(), _config(batch_size=8), tmp_path / "m")
+    assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) == {2}
+    final = reports[-1]
+    assert final.done and final.stop_reason == "finished" and final.step == 12
+    assert final.batch_size == 2 and "going on with 2" in final.notice
+    assert "out of memory with 4 patches per step" in caplog.text
+    _, info = load_model(tmp_path / "m")
+    assert info.extra["batch_size"] == 2
+
+
+def test_out_of_memory_with_one_patch_says_what_to_do(tmp_path, monkeypatch):
+    _failing_above(monkeypatch, 0, RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB"))
+    with pytest.raises(training.TrainingError, match="even with one 32x32 patch per step; close other programs"):
+        _run(_dataset(), _config(batch_size=2), tmp_path / "m")
+
+
+def test_other_errors_inside_a_step_are_not_swallowed(tmp_path, monkeypatch):
+    _failing_above(monkeypatch, 0, ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):
+        _run(_dataset(), _config(batch_size=2), tmp_path / "m")

@@ -120,6 +120,11 @@ def test_show_progress_done_and_partial_objects(training_panel):
     assert panel.progress_bar.text() == "step 60/100 · ETA -:--"
 
 
+def test_show_progress_tells_about_a_smaller_batch(training_panel):
+    training_panel.show_progress(progress(20, notice="out of memory with 8 patches per step; going on with 4"))
+    assert "going on with 4" in training_panel.status_label.text()
+
+
 def test_device_error_and_reset(training_panel):
     panel = training_panel
     panel.set_device_text("CPU (2 threads)")

@@ -98,3 +98,12 @@ def training_autocast_dtype(device: torch.device, enabled: bool = True) -> torch
     if device.type == "cpu":
         return torch.bfloat16 if enabled and cpu_has_native_bf16() else None
     return autocast_dtype(device, enabled)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that an allocation failed (CUDA, MPS or the CPU allocator)."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    if isinstance(exc, (MemoryError,)) or (oom_type and isinstance(exc, oom_type)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .config import InferConfig, ModelConfig
-from .device import autocast_dtype, select_device
+from .device import autocast_dtype, is_out_of_memory, select_device  # noqa: F401  (re-exported)
 from .errors import ConfigError, InferenceError
 from .io_write import tiff_memmap  # re-exported: written by predict, once here
 from .postprocess import label_dtype, probabilities_to_labels  # noqa: F401  (re-exported)
@@ -91,13 +91,6 @@ class InferProgress:
         return self.elapsed_s * (1 - f) / f if f > 0 else None
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says that an allocation failed (CUDA, MPS or the CPU allocator)."""
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
-    if isinstance(exc, (MemoryError,)) or (oom_type and isinstance(exc, oom_type)):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 # ----------------------------------------------------------------------------------------------- model

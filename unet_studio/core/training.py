@@ -32,8 +32,9 @@ from . import augment as aug
 from .checkpoint import ModelInfo, save_model
 from .config import ModelConfig, TrainConfig
 from .data import PatchSampler, TrainingSet, split_validation
-from .device import configure_cpu_threads, describe_device, select_device, training_autocast_dtype
-from .errors import DataError
+from .device import (configure_cpu_threads, describe_device, is_out_of_memory, select_device,
+                     training_autocast_dtype)
+from .errors import DataError, TrainingError
 from .losses import class_weights_from_counts, segmentation_loss
 from .model import UNet, output_size
 from .training_setup import (
@@ -79,6 +80,8 @@ class TrainProgress:
     done: bool = False
     stop_reason: str | None = None
     model_dir: Path | None = None
+    batch_size: int = 0
+    notice: str | None = None  # e.g. the batch was made smaller after an out-of-memory error
 
 
 DENSE_FRACTION = 0.9  # validation labels covering at least this share of their pixels count as full masks
@@ -179,8 +182,34 @@ class _Trainer:
                                         self.config.labelled_bias, self.rng, self.dataset.n_classes)
         self.validator = Validator(self.dataset, self.split.val_items, labels, self.device)
 
+    def _forward_backward(self, model, optimizer, scaler, autocast) -> torch.Tensor:
+        """One batch: sample, augment, forward, loss, backward (the optimizer steps later); return the loss."""
+        images, labels, weights = self._batch()
+        with autocast():
+            logits = model(images)
+        loss = segmentation_loss(logits.float(), labels, self.config.loss, self.class_weights, weights)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        return loss
+
+    def _smaller_batch(self, exc: BaseException) -> None:
+        """After an out-of-memory error: halve the batch and go on, or say what to do at a batch of one."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.batch_size <= 1:
+            raise TrainingError(
+                f"out of memory on {describe_device(self.device)} even with one {self.patch}x{self.patch} patch "
+                "per step; close other programs that use it, choose the fast preset or a smaller network, or "
+                "train on the CPU (--device cpu)") from None
+        old, self.batch_size = self.batch_size, self.batch_size // 2
+        self.notice = f"out of memory with {old} patches per step; going on with {self.batch_size}"
+        log.warning(self.notice)
+
     def _batch(self):
-        batch = self.sampler.sample(self.config.batch_size)
+        batch = self.sampler.sample(self.batch_size)
         images = torch.from_numpy(batch.images).to(self.device, non_blocking=True)
         labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
         weights = None if batch.weights is None else torch.from_numpy(batch.weights).to(self.device, non_blocking=True)
@@ -200,7 +229,7 @@ class _Trainer:
         extra = dict(self.previous.extra) if self.previous is not None else {}
         extra.update({"steps": self.step_offset + self.step, "stop_reason": stop_reason,
                       "resumed_from": str(self.init_from) if self.init_from else extra.get("resumed_from"),
-                      "patch_size": self.patch})
+                      "patch_size": self.patch, "batch_size": self.batch_size})
         normalization = (self.previous.normalization if self.previous is not None
                          else {"method": "percentile", "low": 1.0, "high": 99.8})
         return ModelInfo(model_config=self.model_config, class_values=self.class_values,
@@ -248,6 +277,7 @@ class _Trainer:
     def run(self) -> Iterator[TrainProgress]:
         cfg, device = self.config, self.device
         self.step, self.best_score, self.kept_any = 0, None, False
+        self.batch_size, self.notice = self.config.batch_size, None
         self.thresholds: list[float] = []
         self.kept = copy.deepcopy(self.model).cpu()
         self._prepare_data()
@@ -290,15 +320,14 @@ class _Trainer:
                 lr = learning_rate(cfg, progress, self.step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                images, labels, weights = self._batch()
-                with autocast():
-                    logits = model(images)
-                loss = segmentation_loss(logits.float(), labels, cfg.loss, self.class_weights, weights)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                else:
-                    loss.backward()
+                try:
+                    loss = self._forward_backward(model, optimizer, scaler, autocast)
+                except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                    if not is_out_of_memory(exc):
+                        raise
+                    optimizer.zero_grad(set_to_none=True)
+                    self._smaller_batch(exc)
+                    continue
                 self.step += 1
                 loss_sum += loss.detach()
                 loss_count += 1
@@ -319,7 +348,7 @@ class _Trainer:
                     continue
                 now = time.perf_counter()
                 times.append((now, self.step))
-                rate = (times[-1][1] - times[0][1]) * cfg.batch_size / max(now - times[0][0], 1e-9)
+                rate = (times[-1][1] - times[0][1]) * self.batch_size / max(now - times[0][0], 1e-9)
                 val, is_best = None, False
                 if evaluate:
                     val, is_best, stop_reason = self._evaluate(model, loss_sum, loss_count, lr, now - start,
@@ -350,7 +379,7 @@ class _Trainer:
             model_dir = self._save(stop_reason, calibrate=None if stop_reason.startswith("the loss") else autocast)
             self.saved = True
             now = time.perf_counter()
-            mean_rate = self.step * cfg.batch_size / max(now - start, 1e-9)
+            mean_rate = self.step * self.batch_size / max(now - start, 1e-9)
             final = self._progress(total, last_loss, lr, mean_rate, now - start, final_val, False, None, description)
             final.done, final.stop_reason, final.model_dir, final.eta_s = True, stop_reason, model_dir, 0.0
             yield final
@@ -376,7 +405,8 @@ class _Trainer:
         return TrainProgress(step=self.step, total_steps=total, epoch=(self.step - 1) // cfg.steps_per_epoch + 1,
                              loss=loss, lr=lr, samples_per_s=rate, elapsed_s=elapsed, eta_s=eta, val=val,
                              best_score=self.best_score, is_best=is_best, preview=preview,
-                             device=description, model_dir=self.out_dir if self.kept_any else None)
+                             device=description, model_dir=self.out_dir if self.kept_any else None,
+                             batch_size=self.batch_size, notice=self.notice)
 
     def _evaluate(self, model, loss_sum, loss_count, lr, elapsed, since_best, autocast):
         """Score the validation set, record history, keep/save the best; return (val, is_best, stop)."""

@@ -287,6 +287,9 @@ class TrainingPanel(QtWidgets.QWidget):
         elapsed = _finite(getattr(progress, "elapsed_s", None))
         if elapsed is not None:
             parts.append(f"elapsed {format_duration(elapsed)}")
+        notice = getattr(progress, "notice", None)
+        if notice:
+            parts.append(notice)
         return " · ".join(parts)
 
     def _on_train_clicked(self) -> None:
