@@ -32,8 +32,13 @@ from . import augment as aug
 from .checkpoint import ModelInfo, save_model
 from .config import ModelConfig, TrainConfig
 from .data import PatchSampler, TrainingSet, split_validation
-from .device import (configure_cpu_threads, describe_device, is_out_of_memory, select_device,
-                     training_autocast_dtype)
+from .device import (
+    configure_cpu_threads,
+    describe_device,
+    is_out_of_memory,
+    select_device,
+    training_autocast_dtype,
+)
 from .errors import DataError, TrainingError
 from .losses import class_weights_from_counts, segmentation_loss
 from .model import UNet, output_size
