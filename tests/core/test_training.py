@@ -292,3 +292,19 @@ def test_other_errors_inside_a_step_are_not_swallowed(tmp_path, monkeypatch):
     _failing_above(monkeypatch, 0, ValueError("a bug"))
     with pytest.raises(ValueError, match="a bug"):
         _run(_dataset(), _config(batch_size=2), tmp_path / "m")
+
+
+@pytest.mark.parametrize("sparse, expected", [(False, [True, True, False, False, False]),
+                                              (True, [True, True, True, True, False])])
+def test_ties_on_sparse_validation_keep_the_later_model(monkeypatch, sparse, expected):
+    scores = iter([0.90, 0.97, 0.968, 0.969, 0.95])
+
+    def evaluate(self, model, n_classes, class_weights, autocast):
+        score = next(scores)
+        return {"mean_f1": score, "mean_iou": score, "f1": [score] * 2, "iou": [score] * 2, "loss": 0.1}
+
+    monkeypatch.setattr(training.Validator, "evaluate", evaluate)
+    reports = _run(_dataset(sparse=sparse), _config(steps_per_epoch=10, eval_every=2, patience=100))
+    evaluated = [r for r in reports if r.val is not None and not r.done]
+    assert [r.is_best for r in evaluated] == expected
+    assert evaluated[-1].best_score == 0.97  # the reported best score is still the highest one
