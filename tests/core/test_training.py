@@ -238,15 +238,19 @@ def test_training_saves_thresholds_chosen_on_its_validation_data(tmp_path, monke
         return [0.0, 0.42]
 
     monkeypatch.setattr(training, "calibrate_thresholds", spy)
+    monkeypatch.setattr(training, "MIN_CALIBRATION_PIXELS", 1000)
     reports = _run(_dataset(), _config(), tmp_path / "m")
     _, info = load_model(tmp_path / "m")
     assert info.thresholds == [0.0, 0.42] and reports[-1].done
     assert seen["n"] == 48 * 48  # the labelled pixels of the one held-out image
 
 
-def test_no_thresholds_are_chosen_on_sparse_scribbles(tmp_path, monkeypatch):
+def test_no_thresholds_are_chosen_on_sparse_scribbles_or_little_validation(tmp_path, monkeypatch):
     called = []
     monkeypatch.setattr(training, "calibrate_thresholds", lambda *a, **k: called.append(1) or [0.0, 0.42])
+    _run(_dataset(), _config(), tmp_path / "small")  # 48 x 48 validation pixels: too few
+    assert load_model(tmp_path / "small")[1].thresholds == [] and not called
+    monkeypatch.setattr(training, "MIN_CALIBRATION_PIXELS", 100)
     _run(_dataset(sparse=True), _config(), tmp_path / "m")
     _, info = load_model(tmp_path / "m")
     assert info.thresholds == [] and not called

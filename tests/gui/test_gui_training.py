@@ -156,6 +156,7 @@ def test_the_thresholds_chosen_on_validation_are_shown_after_training(window, qt
     from unet_studio.core import training
 
     monkeypatch.setattr(training, "calibrate_thresholds", lambda probs, truth, gain=1e-3: [0.0, 0.3])
+    monkeypatch.setattr(training, "MIN_CALIBRATION_PIXELS", 1000)
     import tifffile
 
     window.open_image(data_dir / "isbi2012" / "images" / "000.tif")

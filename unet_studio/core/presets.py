@@ -3,8 +3,8 @@
 ``fast`` was chosen from measurements on a 2-core CPU (see the closing note of issue 3): a width-16,
 depth-4 U-Net with batch normalisation and 2x2 up-convolutions, 128x128 patches in batches of 8
 (about 25 samples/s on an idle 2-core CPU), AdamW at 3e-3 with a cosine decay over the run (or over
-the time limit), Dice + cross-entropy with softened class balancing (which gave the best balance of
-precision and recall for a minority class such as membranes), 10% of the images held out for validation
+the time limit), cross-entropy with softened class balancing (ISBI dense masks, seeds 0 and 1: membrane F1
+0.8225 and 0.8184, against 0.8195 and 0.8103 with Dice + cross-entropy), 10% of the images held out for validation
 (one of ISBI's 15 training slices: 14 for training gave membrane F1 0.816 against 0.805 with 12, one run
 each). ``classic`` is the
 paper's network: widths 64..1024, unpadded convolutions, 2x2 up-convolutions, dropout 0.5 at the end
@@ -25,7 +25,7 @@ def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple
         model = ModelConfig(in_channels=in_channels, n_classes=n_classes, base_channels=16, depth=4,
                             padding="same", norm="batch", upsample="transpose")
         train = TrainConfig(preset="fast", patch_size=128, batch_size=8, epochs=40, steps_per_epoch=50,
-                            learning_rate=3e-3, weight_decay=1e-4, loss="dice_ce", class_balance_power=0.5,
+                            learning_rate=3e-3, weight_decay=1e-4, loss="ce", class_balance_power=0.5,
                             eval_every=50, patience=20, preview_every=25, val_fraction=0.1)
         return model, train
     if name == "classic":

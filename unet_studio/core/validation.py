@@ -114,6 +114,11 @@ class Validator:
         return result
 
     @property
+    def labelled_pixels(self) -> int:
+        """Number of labelled validation pixels."""
+        return sum(int((target > 0).sum()) for _, target, _ in self.items)
+
+    @property
     def labelled_fraction(self) -> float:
         """Share of the validation pixels that carry a label (1.0 for full masks, small for scribbles)."""
         labelled = sum(int((target > 0).sum()) for _, target, _ in self.items)
