@@ -42,13 +42,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from fs_helpers import refuse_writes_under as _refuse_writes_under
+from fs_helpers import training_folders as _folders
 
 from unet_studio import cli
 from unet_studio.core import io as core_io
@@ -239,18 +240,6 @@ def test_train_bad_image(case, tmp_path, capsys, monkeypatch, request):
 # --------------------------------------------------------------------------------------- training data
 
 
-def _folders(tmp_path, n=3, size=40, labels=None):
-    rng = np.random.default_rng(0)
-    images, label_dir = tmp_path / "images", tmp_path / "labels"
-    images.mkdir()
-    label_dir.mkdir()
-    for i in range(n):
-        mask = rng.random((size, size)) > 0.5
-        tifffile.imwrite(images / f"im{i}.tif", (mask * 200 + rng.integers(0, 50, mask.shape)).astype(np.uint8))
-        tifffile.imwrite(label_dir / f"im{i}.tif", (mask * 255).astype(np.uint8) if labels is None else labels)
-    return images, label_dir
-
-
 def _labels_of_another_size(tmp_path, images, labels, monkeypatch):
     tifffile.imwrite(labels / "im1.tif", np.zeros((40, 41), np.uint8))
     return [], ("im1.tif", r"is \(40, 40\) but its labels im1.tif are \(40, 41\)",
@@ -321,18 +310,6 @@ def _edit_json(folder, **changes):
     meta = json.loads((folder / "model.json").read_text())
     meta.update(changes)
     (folder / "model.json").write_text(json.dumps(meta))
-
-
-def _refuse_writes_under(folder: Path, monkeypatch) -> None:
-    """Make ``folder`` behave as read-only (root ignores permission bits): creating files there fails."""
-    real = tempfile.mkstemp
-
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and Path(dir).resolve().is_relative_to(folder.resolve()):
-            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
-        return real(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
 TRAIN_DATA = {

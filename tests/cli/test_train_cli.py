@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from fs_helpers import training_folders as _folders
 
 from unet_studio import cli
 from unet_studio.core import presets
@@ -25,18 +26,6 @@ def tiny_preset(monkeypatch):
                 TrainConfig(patch_size=32, batch_size=2, epochs=2, steps_per_epoch=4, eval_every=4))
 
     monkeypatch.setattr(presets, "preset_configs", tiny)
-
-
-def _folders(tmp_path, n=3, size=40, labels=None):
-    rng = np.random.default_rng(0)
-    images, label_dir = tmp_path / "images", tmp_path / "labels"
-    images.mkdir()
-    label_dir.mkdir()
-    for i in range(n):
-        mask = rng.random((size, size)) > 0.5
-        tifffile.imwrite(images / f"im{i}.tif", (mask * 200 + rng.integers(0, 50, mask.shape)).astype(np.uint8))
-        tifffile.imwrite(label_dir / f"im{i}.tif", (mask * 255).astype(np.uint8) if labels is None else labels)
-    return images, label_dir
 
 
 @pytest.fixture(autouse=True)

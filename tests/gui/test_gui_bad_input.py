@@ -28,15 +28,15 @@ from __future__ import annotations
 import errno
 import json
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from fs_helpers import refuse_writes_under as _refuse_writes_under
+from gui_helpers import labels_of, mouse_stroke
 
-from gui_helpers import labels_of, mouse_stroke, paint_two_classes
 from unet_studio.core import io as core_io
 
 SIZE = 256
@@ -77,18 +77,6 @@ def _still_usable_and_saved(window, painted: np.ndarray, y: int = 200) -> None:
     saved = tifffile.imread(session.project.labels_path(session.current.name))
     np.testing.assert_array_equal(saved.reshape(labels_of(window).shape), labels_of(window))
     assert (saved.reshape(painted.shape)[painted > 0] == painted[painted > 0]).all()
-
-
-def _refuse_writes_under(folder: Path, monkeypatch) -> None:
-    """Make ``folder`` behave as read-only (the tests may run as root, which ignores permission bits)."""
-    real = tempfile.mkstemp
-
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and Path(dir).resolve().is_relative_to(folder.resolve()):
-            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
-        return real(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
 @pytest.fixture
