@@ -90,6 +90,12 @@ class Validator:
             target = torch.from_numpy(labels[index][rows, cols].copy())[None].to(device)
             inner = (slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0))
             self.items.append((image, target, inner))
+        # Counted once from the host arrays (the items never change): the number of labelled pixels, and
+        # their share of all validation pixels (1.0 for full masks, small for scribbles).
+        windows = [labels[index][rows, cols] for index, (rows, cols) in items]
+        self.labelled_pixels = int(sum(np.count_nonzero(w) for w in windows))
+        total = sum(w.size for w in windows)
+        self.labelled_fraction = self.labelled_pixels / total if total else 0.0
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -112,18 +118,6 @@ class Validator:
         result = scores_from_confusion(confusion.cpu().numpy())
         result["loss"] = loss_sum / max(weight_sum, 1)
         return result
-
-    @property
-    def labelled_pixels(self) -> int:
-        """Number of labelled validation pixels."""
-        return sum(int((target > 0).sum()) for _, target, _ in self.items)
-
-    @property
-    def labelled_fraction(self) -> float:
-        """Share of the validation pixels that carry a label (1.0 for full masks, small for scribbles)."""
-        labelled = sum(int((target > 0).sum()) for _, target, _ in self.items)
-        total = sum(int(target.numel()) for _, target, _ in self.items)
-        return labelled / total if total else 0.0
 
     @torch.no_grad()
     def labelled_probabilities(self, model: UNet, autocast) -> tuple[np.ndarray, np.ndarray]:
