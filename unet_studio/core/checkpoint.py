@@ -5,9 +5,11 @@ Layout of a model folder::
     MODEL_DIR/
       model.json                    what is needed to predict (and the training history)
       weights-<sha256[:16]>.safetensors
+      optimizer-<sha256[:16]>.safetensors   optional: the optimizer's moments at the end of training
 
-``model.json`` names the weights file and its SHA-256. Saving writes the new weights file first, then
-replaces ``model.json`` atomically, then deletes weights files no longer named: the replace of
+``model.json`` names the weights file and its SHA-256 (and the optimizer file and its SHA-256, when
+there is one: resuming a run restores the moments from it). Saving writes the new files first, then
+replaces ``model.json`` atomically, then deletes weights and optimizer files no longer named: the replace of
 ``model.json`` is the single commit point, so a crash at any moment leaves the previous model or the
 new one, never a mix. Loading never unpickles anything: weights go through ``safetensors`` only, and
 a file that is not a valid safetensors file (a pickle payload, say) is refused.
@@ -110,33 +112,82 @@ def _versions() -> dict[str, str]:
     return {"unet_studio": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def save_model(folder: str | os.PathLike, model: UNet, info: ModelInfo) -> Path:
-    """Write ``model`` and ``info`` to ``folder`` (created if needed) atomically; return the folder."""
+def _write_tensors(folder: Path, prefix: str, tensors: dict[str, torch.Tensor]) -> tuple[str, str]:
+    """Write ``tensors`` as ``<prefix>-<sha256[:16]>.safetensors`` (unless already there); return (name, sha256)."""
     from safetensors.torch import save as st_save
 
+    state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    blob = st_save(state, metadata={"format": FORMAT_NAME})
+    digest = hashlib.sha256(blob).hexdigest()
+    name = f"{prefix}-{digest[:16]}.safetensors"
+    if not (folder / name).exists():
+        atomic.write_bytes(folder / name, blob)
+    return name, digest
+
+
+def save_model(folder: str | os.PathLike, model: UNet, info: ModelInfo,
+               optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` and ``info`` to ``folder`` (created if needed) atomically; return the folder.
+
+    ``optimizer_state``: named tensors (see :func:`~unet_studio.core.training_setup.optimizer_tensors`)
+    saved beside the weights for resuming; without it, the folder keeps no optimizer file.
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelFileError(f"cannot create model folder {folder}: {exc.strerror or exc}") from None
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    blob = st_save(state, metadata={"format": FORMAT_NAME})
-    digest = hashlib.sha256(blob).hexdigest()
-    weights_name = f"weights-{digest[:16]}.safetensors"
-    if not (folder / weights_name).exists():
-        atomic.write_bytes(folder / weights_name, blob)
+    weights_name, digest = _write_tensors(folder, "weights", model.state_dict())
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "weights": weights_name,
             "weights_sha256": digest}
+    optimizer_name = None
+    if optimizer_state:
+        optimizer_name, optimizer_digest = _write_tensors(folder, "optimizer", optimizer_state)
+        meta.update({"optimizer": optimizer_name, "optimizer_sha256": optimizer_digest})
     body = info.to_dict()
     body["model_config"] = model.config.to_dict()
     body["created"] = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     body["versions"] = {**_versions(), **info.versions}
     meta.update(body)
     atomic.write_text(folder / META_NAME, json.dumps(meta, indent=2))
-    for stale in folder.glob("weights-*.safetensors"):
-        if stale.name != weights_name:
+    for stale in [*folder.glob("weights-*.safetensors"), *folder.glob("optimizer-*.safetensors")]:
+        if stale.name not in (weights_name, optimizer_name):
             stale.unlink(missing_ok=True)
     return folder
+
+
+def load_optimizer_state(folder: str | os.PathLike) -> dict[str, torch.Tensor] | None:
+    """The optimizer tensors saved with the model in ``folder``, or None when there are none.
+
+    The optimizer state is an extra for resuming: when it is missing, damaged or does not match its
+    checksum, this logs why and returns None (the run starts with fresh moments) instead of failing.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    folder = Path(folder)
+    try:
+        _, meta = read_model_info(folder)
+    except ModelFileError:
+        return None
+    name = meta.get("optimizer")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        return None
+    try:
+        blob = (folder / name).read_bytes()
+    except OSError as exc:
+        log.warning("%s: cannot read the optimizer state %s (%s); training starts with fresh moments",
+                    folder, name, exc.strerror or exc)
+        return None
+    if hashlib.sha256(blob).hexdigest() != meta.get("optimizer_sha256"):
+        log.warning("%s: %s does not match its checksum; training starts with fresh moments", folder, name)
+        return None
+    try:
+        return st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        log.warning("%s: %s is not a valid safetensors file (%s); training starts with fresh moments",
+                    folder, name, exc)
+        return None
 
 
 def read_model_info(folder: str | os.PathLike) -> tuple[ModelInfo, dict[str, Any]]:

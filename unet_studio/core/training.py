@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import augment as aug
-from .checkpoint import ModelInfo, save_model
+from .checkpoint import ModelInfo, load_optimizer_state, save_model
 from .config import ModelConfig, TrainConfig
 from .data import PatchSampler, TrainingSet, split_validation
 from .device import (
@@ -47,6 +47,8 @@ from .training_setup import (
     augment_params,
     border_maps,
     build_model,
+    optimizer_tensors,
+    restore_optimizer,
 )
 from .validation import (  # calibrate_thresholds is looked up here when used (tests replace it)
     Validator,
@@ -157,6 +159,8 @@ class _Trainer:
         (self.model, self.history, self.step_offset, self.class_values, self.class_names,
          self.previous) = build_model(dataset, model_config, init_from, class_values, class_names)
         self.init_from = init_from
+        # Read with the weights, before this run's first save can replace the folder (continuing in place).
+        self.resume_moments = load_optimizer_state(init_from) if init_from is not None else None
         self.model_config = self.model.config
         self.patch = admissible_patch(config.patch_size, self.model_config)
         self.out_patch = output_size(self.patch, self.model_config.depth, self.model_config.padding)
@@ -271,8 +275,12 @@ class _Trainer:
         self.kept.load_state_dict(self.model.state_dict())
         self.kept_any = True
 
-    def _save(self, stop_reason=None, calibrate=None) -> Path | None:
-        """Write the kept model; with ``calibrate`` (the autocast context), choose its thresholds first."""
+    def _save(self, stop_reason=None, calibrate=None, moments=False) -> Path | None:
+        """Write the kept model; with ``calibrate`` (the autocast context), choose its thresholds first.
+
+        With ``moments`` (at the end of a run), the optimizer's current moments are saved beside it, for
+        resuming; saves during the run leave them out (they would double or triple what is written).
+        """
         if self.out_dir is None:
             return None
         if not self.kept_any:
@@ -281,7 +289,9 @@ class _Trainer:
             self._keep()
         if calibrate is not None:
             self._calibrate(calibrate)
-        save_model(self.out_dir, self.kept, self._info(self.best_score, stop_reason))
+        optimizer = getattr(self, "optimizer", None)
+        state = optimizer_tensors(optimizer) if moments and optimizer is not None else None
+        save_model(self.out_dir, self.kept, self._info(self.best_score, stop_reason), optimizer_state=state)
         return self.out_dir
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -308,6 +318,13 @@ class _Trainer:
             return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        if self.resume_moments:
+            if restore_optimizer(optimizer, self.resume_moments):
+                log.info("resuming with the optimizer state saved in %s", self.init_from)
+            else:
+                log.warning("the optimizer state in %s does not fit this network; starting with fresh moments",
+                            self.init_from)
+        self.optimizer = optimizer
         total = cfg.epochs * cfg.steps_per_epoch
         report_every = 1 if device.type == "cpu" else 10  # yielding needs the loss on the host: a sync
         description = describe_device(device)
@@ -388,7 +405,8 @@ class _Trainer:
             if self.step and not stop_reason.startswith("the loss") and (self.step % cfg.eval_every) and self.step != total:
                 final_val, _, _ = self._evaluate(model, loss_sum, loss_count, lr, time.perf_counter() - start,
                                                  -1, autocast)
-            model_dir = self._save(stop_reason, calibrate=None if stop_reason.startswith("the loss") else autocast)
+            diverged = stop_reason.startswith("the loss")
+            model_dir = self._save(stop_reason, calibrate=None if diverged else autocast, moments=not diverged)
             self.saved = True
             now = time.perf_counter()
             mean_rate = self.step * self.batch_size / max(now - start, 1e-9)
@@ -400,7 +418,7 @@ class _Trainer:
                 # Stopped from outside (close(), Ctrl-C, an error): save what is kept, quickly.
                 pending = sys.exc_info()[1]
                 try:
-                    self._save("stopped")
+                    self._save("stopped", moments=True)
                 except Exception as exc:  # noqa: BLE001 - never mask the reason we are stopping
                     # No traceback; and when an error stops us (often this same failed write), that error
                     # is what the person hears about.

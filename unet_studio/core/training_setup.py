@@ -1,10 +1,12 @@
 """What a training run starts from: the model (new, or resumed from a model folder with its history and
-classes), the patch size, the augmentation ranges and the border weight maps (used by :mod:`.training`).
+classes, and the optimizer moments saved with it), the patch size, the augmentation ranges and the border
+weight maps (used by :mod:`.training`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from . import augment as aug
@@ -69,3 +71,49 @@ def build_model(dataset: TrainingSet, model_config: ModelConfig, init_from, clas
         raise DataError(f"{dataset.n_classes} classes but {len(class_values)} class values and "
                         f"{len(class_names)} class names")
     return model, history, offset, class_values, class_names, previous
+
+
+_MOMENTS = ("step", "exp_avg", "exp_avg_sq")
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The Adam(W) moments of ``optimizer`` as flat named tensors ("<parameter index>.<name>"), for saving.
+
+    Empty when there is nothing worth keeping: no step taken yet, or a moment that is not finite.
+    """
+    out = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name in _MOMENTS:
+            if name not in state:
+                return {}
+            value = torch.as_tensor(state[name]).detach()
+            if not torch.isfinite(value).all():
+                return {}
+            out[f"{index}.{name}"] = value
+    return out
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> bool:
+    """Load moments saved by :func:`optimizer_tensors` into ``optimizer``, all or nothing.
+
+    Returns False (and changes nothing) when they do not fit its parameters: another network, or
+    another optimizer.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if len(tensors) != len(_MOMENTS) * len(params):
+        return False
+    state = {}
+    for index, param in enumerate(params):
+        step, avg, avg_sq = (tensors.get(f"{index}.{name}") for name in _MOMENTS)
+        if step is None or avg is None or avg_sq is None or step.numel() != 1:
+            return False
+        if avg.shape != param.shape or avg_sq.shape != param.shape:
+            return False
+        # Same device, dtype and memory format (channels-last) as the parameter.
+        state[index] = {"step": step.reshape(()).to(torch.float32),
+                        "exp_avg": torch.empty_like(param).copy_(avg),
+                        "exp_avg_sq": torch.empty_like(param).copy_(avg_sq)}
+    state_dict = optimizer.state_dict()
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+    return True
