@@ -349,3 +349,18 @@ def test_test_time_augmentation_with_a_real_network():
     assert got.shape == plain.shape == (3, 61, 47)
     np.testing.assert_allclose(got.sum(0), 1.0, atol=1e-5)
     assert np.abs(got - plain).max() > 1e-3  # an untrained net is far from symmetric: the average differs
+
+
+def test_networks_that_need_wide_context_get_tiles_that_are_mostly_output(monkeypatch):
+    from unet_studio.core import tiling
+    from unet_studio.core.presets import preset_configs
+
+    monkeypatch.setattr(tiling, "available_memory", lambda device: 16 * 2**30)
+    classic, _ = preset_configs("classic")
+    tile, _ = inference.auto_settings(classic, InferConfig(), torch.device("cpu"))
+    layout = plan_tiles((2048, 2048), classic, InferConfig(), tile)
+    assert tile >= 512 and layout.y.kept >= 0.6 * layout.y.tile  # at 256 px only 68 of 256 px were kept
+    assert inference.tile_bytes((tile, tile), classic) <= 2 * 2**30
+    fast, _ = preset_configs("fast")
+    fast_tile, _ = inference.auto_settings(fast, InferConfig(), torch.device("cpu"))
+    assert fast_tile == 512 and inference.tile_bytes((fast_tile, fast_tile), fast) <= 2**30
