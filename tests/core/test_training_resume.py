@@ -39,22 +39,23 @@ def test_a_finished_run_saves_its_optimizer_moments_beside_the_weights(tmp_path)
     assert any(state[f"{i}.exp_avg_sq"].abs().sum() > 0 for i in range(len(params)))
 
 
-def test_resuming_restores_the_moments_and_their_step_count_goes_on(tmp_path, caplog):
+def _train_then_resume(first, second, source, target, caplog) -> str:
+    """Train ``first`` steps into ``source``, resume ``second`` steps into ``target``; return the log."""
     dataset = _dataset()
-    _run(dataset, _config(steps_per_epoch=8, eval_every=4), tmp_path / "m")
+    _run(dataset, _config(steps_per_epoch=first, eval_every=first // 2), source)
     with caplog.at_level(logging.INFO, logger="unet_studio.core.training"):
-        _run(dataset, _config(steps_per_epoch=6, eval_every=3), tmp_path / "m2", init_from=tmp_path / "m")
-    assert "resuming with the optimizer state" in caplog.text
+        _run(dataset, _config(steps_per_epoch=second, eval_every=second // 2), target, init_from=source)
+    return caplog.text
+
+
+def test_resuming_restores_the_moments_and_their_step_count_goes_on(tmp_path, caplog):
+    assert "resuming with the optimizer state" in _train_then_resume(8, 6, tmp_path / "m", tmp_path / "m2", caplog)
     state = load_optimizer_state(tmp_path / "m2")
     assert float(state["0.step"]) == 8 + 6  # Adam's bias correction continues instead of starting again
 
 
 def test_continuing_in_place_reads_the_moments_before_the_first_save_replaces_them(tmp_path, caplog):
-    dataset = _dataset()
-    _run(dataset, _config(steps_per_epoch=4, eval_every=2), tmp_path / "m")
-    with caplog.at_level(logging.INFO, logger="unet_studio.core.training"):
-        _run(dataset, _config(steps_per_epoch=4, eval_every=2), tmp_path / "m", init_from=tmp_path / "m")
-    assert "resuming with the optimizer state" in caplog.text
+    assert "resuming with the optimizer state" in _train_then_resume(4, 4, tmp_path / "m", tmp_path / "m", caplog)
     assert float(load_optimizer_state(tmp_path / "m")["0.step"]) == 8
     assert len(_optimizer_file(tmp_path / "m")[1]) == 1  # the previous optimizer file was removed
 

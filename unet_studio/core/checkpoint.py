@@ -162,31 +162,18 @@ def load_optimizer_state(folder: str | os.PathLike) -> dict[str, torch.Tensor] |
     The optimizer state is an extra for resuming: when it is missing, damaged or does not match its
     checksum, this logs why and returns None (the run starts with fresh moments) instead of failing.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
-
     folder = Path(folder)
     try:
         _, meta = read_model_info(folder)
-    except ModelFileError:
-        return None
-    name = meta.get("optimizer")
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
-        return None
-    try:
-        blob = (folder / name).read_bytes()
-    except OSError as exc:
-        log.warning("%s: cannot read the optimizer state %s (%s); training starts with fresh moments",
-                    folder, name, exc.strerror or exc)
-        return None
-    if hashlib.sha256(blob).hexdigest() != meta.get("optimizer_sha256"):
-        log.warning("%s: %s does not match its checksum; training starts with fresh moments", folder, name)
-        return None
-    try:
-        return st_load(blob)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        log.warning("%s: %s is not a valid safetensors file (%s); training starts with fresh moments",
-                    folder, name, exc)
+        name = meta.get("optimizer")
+        if not isinstance(name, str) or not _plain_name(name):
+            return None
+        blob = _read_weights(folder / name)
+        if blob is None:
+            raise ModelFileError(f"{folder / name} is missing")
+        return _tensors(blob, meta.get("optimizer_sha256"), folder / name, "optimizer state")
+    except ModelFileError as exc:
+        log.warning("%s; training starts with fresh moments", exc)
         return None
 
 
@@ -229,8 +216,28 @@ def read_model_info(folder: str | os.PathLike) -> tuple[ModelInfo, dict[str, Any
     return info, meta
 
 
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` (from model.json) is a file name inside the folder, not a path out of it."""
+    return bool(name) and "/" not in name and "\\" not in name
+
+
+def _tensors(blob: bytes, sha256, path: Path, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file read from ``path``, after checking it against its SHA-256."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise ModelFileError(f"{path} does not match the checksum in {META_NAME}: the file is damaged; "
+                             "copy the model folder again")
+    try:
+        return st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path} is not a valid safetensors {what} file ({exc}); copy the model "
+                             "folder again") from None
+
+
 def _read_weights(path: Path) -> bytes | None:
-    """The bytes of a weights file, or None when it does not exist (any other error is raised)."""
+    """The bytes of a weights (or optimizer) file, or None when it does not exist (any other error is raised)."""
     try:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
@@ -241,15 +248,12 @@ def _read_weights(path: Path) -> bytes | None:
 
 def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNet, ModelInfo]:
     """Load a model folder without executing any code from it; return the model (eval mode) and its info."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
-
     folder = Path(folder)
     for attempt in range(3):
         info, meta = read_model_info(folder)
         weights_name = str(meta.get("weights", ""))
         weights_path = folder / weights_name
-        blob = _read_weights(weights_path) if weights_name and "/" not in weights_name and "\\" not in weights_name else None
+        blob = _read_weights(weights_path) if _plain_name(weights_name) else None
         if blob is not None:
             break
         # A save running in another thread or process replaced model.json and removed these weights
@@ -258,14 +262,7 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     if blob is None:
         raise ModelFileError(f"{folder}: the weights file {weights_name or '(none named)'} is missing; copy the "
                              f"whole model folder again ({META_NAME} and the weights-*.safetensors file beside it)")
-    if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-        raise ModelFileError(f"{weights_path} does not match the checksum in {META_NAME}: the file is damaged; "
-                             "copy the model folder again")
-    try:
-        state = st_load(blob)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{weights_path} is not a valid safetensors weights file ({exc}); copy the model "
-                             "folder again") from None
+    state = _tensors(blob, meta.get("weights_sha256"), weights_path, "weights")
     model = UNet.from_config(info.model_config)
     try:
         model.load_state_dict(state, strict=True)

@@ -161,6 +161,7 @@ class _Trainer:
         self.init_from = init_from
         # Read with the weights, before this run's first save can replace the folder (continuing in place).
         self.resume_moments = load_optimizer_state(init_from) if init_from is not None else None
+        self.optimizer: torch.optim.Optimizer | None = None  # set when the run starts
         self.model_config = self.model.config
         self.patch = admissible_patch(config.patch_size, self.model_config)
         self.out_patch = output_size(self.patch, self.model_config.depth, self.model_config.padding)
@@ -289,8 +290,7 @@ class _Trainer:
             self._keep()
         if calibrate is not None:
             self._calibrate(calibrate)
-        optimizer = getattr(self, "optimizer", None)
-        state = optimizer_tensors(optimizer) if moments and optimizer is not None else None
+        state = optimizer_tensors(self.optimizer) if moments and self.optimizer is not None else None
         save_model(self.out_dir, self.kept, self._info(self.best_score, stop_reason), optimizer_state=state)
         return self.out_dir
 
