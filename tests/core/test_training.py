@@ -13,6 +13,7 @@ from unet_studio.core import training
 from unet_studio.core.checkpoint import load_model
 from unet_studio.core.config import ModelConfig, TrainConfig
 from unet_studio.core.data import TrainingSet
+from unet_studio.core.errors import ConfigError
 from unet_studio.core.presets import preset_configs
 from unet_studio.core.training import TrainProgress, scores_from_confusion, train
 
@@ -312,3 +313,44 @@ def test_ties_on_sparse_validation_keep_the_later_model(monkeypatch, sparse, exp
     evaluated = [r for r in reports if r.val is not None and not r.done]
     assert [r.is_best for r in evaluated] == expected
     assert evaluated[-1].best_score == 0.97  # the reported best score is still the highest one
+
+
+def test_the_last_part_of_the_run_trains_without_flips_and_90_degree_rotations(monkeypatch):
+    seen = []
+    augment = training.aug.augment_batch
+
+    def recording(images, labels, weights, patch, params, generator):
+        seen.append(params.flips)
+        return augment(images, labels, weights, patch, params, generator)
+
+    monkeypatch.setattr(training.aug, "augment_batch", recording)
+    _run(_dataset(), _config(steps_per_epoch=12, orientation_until=0.75))
+    assert seen == [True] * 9 + [False] * 3  # steps 1-9 (progress 0 .. 8/12), then 10-12
+    seen.clear()
+    _run(_dataset(), _config(steps_per_epoch=12))  # the default: all the way
+    assert seen == [True] * 12
+
+
+def test_the_kept_model_comes_from_the_upright_part_of_the_run(monkeypatch, tmp_path):
+    # Validation scores that fall: without the reset the model of step 2 would be kept.
+    scores = iter([0.95, 0.94, 0.93, 0.80, 0.85, 0.847])
+
+    def evaluate(self, model, n_classes, class_weights, autocast):
+        score = next(scores)
+        return {"mean_f1": score, "mean_iou": score, "f1": [score] * 2, "iou": [score] * 2, "loss": 0.1}
+
+    monkeypatch.setattr(training.Validator, "evaluate", evaluate)
+    reports = _run(_dataset(), _config(steps_per_epoch=12, eval_every=2, patience=100, orientation_until=0.5),
+                   tmp_path / "m")
+    evaluated = [r for r in reports if r.val is not None and not r.done]
+    # Steps 2, 4, 6 before the upright part (from progress 6/12, step 7 on); 8, 10, 12 in it.
+    assert [r.step for r in evaluated] == [2, 4, 6, 8, 10, 12]
+    # In the upright part scores within 0.005 of the best are ties, and the later model is kept.
+    assert [r.is_best for r in evaluated] == [True, False, False, True, True, True]
+    assert evaluated[-1].best_score == 0.85
+    assert load_model(tmp_path / "m", "cpu")[1].best_score == 0.85
+
+
+def test_orientation_until_must_be_a_fraction():
+    with pytest.raises(ConfigError, match="orientation_until"):
+        TrainConfig(orientation_until=1.5)

@@ -135,6 +135,8 @@ class TrainConfig(_JsonMixin):
     intensity_augment: bool = True  # brightness, contrast, gamma, noise (geometric ones follow `augment`)
     elastic_sigma: float = 10.0
     elastic_grid: int = 3
+    # Flips and 90-degree rotations during this fraction of the run (1: all of it); see training.py.
+    orientation_until: float = 1.0
     patience: int = 10
     eval_every: int = 50
     preview_every: int = 25
@@ -148,6 +150,8 @@ class TrainConfig(_JsonMixin):
             raise ConfigError("batch_size must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.orientation_until <= 1.0:
+            raise ConfigError(f"orientation_until must be in [0, 1], got {self.orientation_until}")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.eval_every < 1 or self.patience < 1:
