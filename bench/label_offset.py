@@ -15,15 +15,17 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("UNET_STUDIO_DATA", ROOT.parent / "shared" / "data")) / "isbi2012"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import data_dir  # noqa: E402
+
+DATA = data_dir() / "isbi2012"
 
 
 def mean_under_mask(images: np.ndarray, masks: np.ndarray, dy: int, dx: int, margin: int = 4) -> float:

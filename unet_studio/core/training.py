@@ -283,17 +283,6 @@ class _Trainer:
             log.exception("could not calibrate the thresholds; predictions use plain argmax")
             self.thresholds = []
 
-    def _stand_upright(self) -> int:
-        """Enter the run's last part: no more flips or 90-degree rotations, and the kept model will be
-        one of this part (its first evaluation is kept whatever its score); returns the new count of
-        evaluations since the best."""
-        self.upright = True
-        if self.params.flips:
-            log.info("step %d: training on without flips and 90-degree rotations", self.step)
-            if self.kept_any and self.best_score is not None:
-                self.best_score = None
-        return 0
-
     def _keep(self) -> None:
         """Remember the current weights as the ones to save."""
         self.kept.load_state_dict(self.model.state_dict())
@@ -371,7 +360,9 @@ class _Trainer:
                     progress = max(progress, elapsed / cfg.time_limit_s)
                 lr = learning_rate(cfg, progress, self.step)
                 if not self.upright and self.params is not None and progress >= cfg.orientation_until:
-                    since_best = self._stand_upright()
+                    # The upright part: its first evaluation is kept whatever its score (module docs).
+                    self.upright, self.best_score, since_best = True, None, 0
+                    log.info("step %d: training on without flips and 90-degree rotations", self.step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 try:
