@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import (BENCHMARKS, HEADLINE_KEYS, HIDDEN, OPT_IN, TARGETS, BenchResult, check_target, git_revision,
+from bench import (BENCHMARKS, HEADLINE_KEYS, HIDDEN, OPT_IN, TARGETS, BenchResult, check_target, git_revision,
                loadavg, machine_info, python_child_env, utc_now)
 
 #: Per-benchmark time limits in seconds (quick, full).
@@ -243,7 +243,7 @@ def markdown(report: dict) -> str:
 
 def _light_machine() -> dict:
     """Machine info without importing torch (the self test stays fast)."""
-    from . import cores, cpu_model
+    from bench import cores, cpu_model
 
     return {"cpu": cpu_model(), "cores": cores(), "torch": None, "device": "cpu"}
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ROOT, BenchResult, Row, data_dir, median, python_child_env, ratio
+from bench import ROOT, BenchResult, Row, data_dir, median, python_child_env, ratio
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -368,9 +368,10 @@ def measure_gui_thread_training(app, seconds: float) -> dict:
     """Peer: the same training generator stepped on the GUI thread from a zero-delay timer."""
     from PySide6 import QtCore
 
-    from unet_studio.core import presets, training
-    from unet_studio.core.data import TrainingSet
-    from unet_studio.core.io import normalize_percentile
+    from unet_studio.core import presets
+    from unet_studio.core.train import loop as training
+    from unet_studio.core.train.data import TrainingSet
+    from unet_studio.core.io.stack import normalize_percentile
 
     import tifffile
 

@@ -4,7 +4,7 @@ Same network (the ``fast`` preset's, seeded random weights: speed and memory do 
 same input (ISBI 2012 slice 000, normalised, mirrored out to 4096x4096), same device and threads, same
 tile size, same spacing of the tiles and the same number of tiles in a batch:
 
-- ours: :func:`unet_studio.core.inference.predict_probabilities` with ``InferConfig(tile_size=T,
+- ours: :func:`unet_studio.core.predict.tiled.predict_probabilities` with ``InferConfig(tile_size=T,
   batch_size=B)`` and everything else at its defaults (overlap 0.1 of the kept region, the exact
   receptive-field context discarded at each tile edge, cosine blending);
 - MONAI: ``sliding_window_inference(x, roi_size=(T, T), sw_batch_size=B, predictor=softmax(model(.)),
@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from . import BenchResult, Row, data_dir, ratio, run_python
+from bench import BenchResult, Row, data_dir, ratio, run_python
 
 SIZE = 4096
 
@@ -59,7 +59,7 @@ def test_image(size: int) -> np.ndarray:
     """(1, size, size) float32: ISBI slice 000, normalised, mirrored out to ``size``."""
     import tifffile
 
-    from unet_studio.core.io import normalize_percentile
+    from unet_studio.core.io.stack import normalize_percentile
 
     path = data_dir() / "isbi2012" / "images" / "000.tif"
     if path.exists():
@@ -77,7 +77,7 @@ def test_image(size: int) -> np.ndarray:
 def fast_model():
     import torch
 
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
     from unet_studio.core.presets import preset_configs
 
     model_config, _ = preset_configs("fast", 1, 2)
@@ -115,7 +115,7 @@ def auto_settings(size: int = SIZE) -> dict:
     Read from the first progress report of a real prediction (public API only), which is then cancelled.
     """
     from unet_studio.core.config import InferConfig
-    from unet_studio.core.inference import iter_predict, plan_tiles
+    from unet_studio.core.predict.tiled import iter_predict, plan_tiles
 
     model = fast_model()
     image = np.zeros((1, size, size), np.float32)
@@ -145,7 +145,7 @@ def child(which: str, size: int, tile: int, batch: int, stride: int) -> dict:
     overlap = 1.0 - stride / tile
 
     if which in ("ours", "ours_cl_bf16", "ours_foldbn"):
-        from unet_studio.core.inference import predict_probabilities
+        from unet_studio.core.predict.tiled import predict_probabilities
 
         net = model
         if which == "ours_foldbn":

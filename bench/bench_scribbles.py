@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import BenchResult, Row, ratio
+from bench import BenchResult, Row, ratio
 
 TIME_LIMIT_S = 60.0
 
@@ -76,7 +76,7 @@ def run(quick: bool = False) -> BenchResult:
 def _history(model_dir: Path) -> dict:
     """Steps and last history entry of the model folder (best effort; the format is the core's)."""
     try:
-        from unet_studio.core.checkpoint import read_model_info
+        from unet_studio.core.model.checkpoint import read_model_info
 
         info = read_model_info(model_dir)
         if isinstance(info, tuple):  # (ModelInfo, raw metadata)

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from . import BenchResult, Row, data_dir, ratio
+from bench import BenchResult, Row, data_dir, ratio
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def load_isbi(indices=range(15)) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Normalised (1, Y, X) float32 images and (Y, X) int64 labels (1 = membrane (0), 2 = interior (255))."""
     import tifffile
 
-    from unet_studio.core.io import normalize_percentile
+    from unet_studio.core.io.stack import normalize_percentile
 
     root = data_dir() / "isbi2012"
     if not root.is_dir():
@@ -132,7 +132,7 @@ def plain_loop(images, labels, model_config, patch: int = PATCH, batch: int = BA
     from torch.nn import functional as F
     from torch.utils.data import DataLoader
 
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
 
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -160,8 +160,8 @@ def plain_loop(images, labels, model_config, patch: int = PATCH, batch: int = BA
 
 def our_loop(images, labels, model_config, train_config):
     """Our ``core.training.train`` generator with validation, previews and saving out of the way."""
-    from unet_studio.core.data import TrainingSet
-    from unet_studio.core.training import train
+    from unet_studio.core.train.data import TrainingSet
+    from unet_studio.core.train.loop import train
 
     config = train_config.replace(epochs=1000, steps_per_epoch=1000, eval_every=10**9, val_fraction=0.0,
                                   preview_every=0, time_limit_s=None, patience=10**6)
@@ -191,7 +191,7 @@ def step_flops(model_config, batch: int, patch: int) -> int:
     from torch.nn import functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
 
     model = UNet.from_config(model_config)
     x = torch.randn(batch, model_config.in_channels, patch, patch)
@@ -228,7 +228,7 @@ def model_step_seconds(model_config, batch: int, patch: int, steps: int, variant
     import torch
     from torch.nn import functional as F
 
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     variants = variants or {"fp32": (False, None)}
@@ -265,9 +265,9 @@ def data_seconds_per_batch(images, labels, train_config, model_config, batches: 
     """(ours, plain) median seconds to produce one augmented batch, without the network."""
     import torch
 
-    from unet_studio.core import augment as aug
-    from unet_studio.core.data import PatchSampler
-    from unet_studio.core.training import admissible_patch, augment_params
+    from unet_studio.core.train import augment as aug
+    from unet_studio.core.train.data import PatchSampler
+    from unet_studio.core.train.loop import admissible_patch, augment_params
 
     patch = admissible_patch(train_config.patch_size, model_config)
     params = augment_params(train_config)

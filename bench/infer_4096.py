@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from unet_studio.core.config import InferConfig, ModelConfig  # noqa: E402
 from unet_studio.core.device import configure_cpu_threads, describe_device, select_device  # noqa: E402
-from unet_studio.core.inference import (  # noqa: E402
+from unet_studio.core.predict.tiled import (  # noqa: E402
     iter_predict, plan_tiles, probabilities_to_labels,
 )
-from unet_studio.core.model import UNet  # noqa: E402
+from unet_studio.core.model.unet import UNet  # noqa: E402
 
 
 def peak_rss_mb() -> float:

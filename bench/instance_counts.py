@@ -22,7 +22,7 @@ import tifffile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unet_studio.core.postprocess import InstanceConfig, find_instances  # noqa: E402
+from unet_studio.core.predict.postprocess import InstanceConfig, find_instances  # noqa: E402
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ under the shifted mask is lowest where mask and membranes line up; a parabola th
 and +1 along each axis places that minimum to a fraction of a pixel. A positive dy means that the
 membranes in the images lie below (further down the rows than) their labels. Flips and 90-degree
 rotations during training hide such an offset from the network, which is why the fast preset trains
-its last quarter without them (see ``unet_studio/core/training.py``).
+its last quarter without them (see ``unet_studio/core/train/loop.py``).
 
 Run from the repository root::
 

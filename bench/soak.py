@@ -60,9 +60,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import BenchResult, Row, ratio
-from .soak_cycles import SoakSettings
-from .soak_worker import SIDES, ChildWorker, LocalWorker
+from bench import BenchResult, Row, ratio
+from bench.soak_cycles import SoakSettings
+from bench.soak_worker import SIDES, ChildWorker, LocalWorker
 
 PEER = "plain PyTorch loop (bare training loop on random crops, whole-image forward pass)"
 
@@ -328,8 +328,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from . import git_revision, loadavg, machine_info, utc_now
-    from .__main__ import print_entry
+    from bench import git_revision, loadavg, machine_info, utc_now
+    from bench.__main__ import print_entry
 
     minutes = 1.0 if args.quick and args.minutes == 30.0 else args.minutes
     settings = SoakSettings(train_seconds=args.train_seconds or (3.0 if args.quick else 8.0), threads=args.threads,

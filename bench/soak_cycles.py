@@ -171,7 +171,7 @@ class CoreSession:
     name = "ours"
 
     def __init__(self, settings: SoakSettings, workdir: Path) -> None:
-        from unet_studio.core import io
+        from unet_studio.core.io import stack as io
         from unet_studio.core.labels import LabelVolume
 
         self.settings = settings
@@ -237,8 +237,8 @@ class CoreSession:
         return edited
 
     def _dataset(self):
-        from unet_studio.core import io
-        from unet_studio.core.data import TrainingSet
+        from unet_studio.core.io import stack as io
+        from unet_studio.core.train.data import TrainingSet
 
         images, labels = [], []
         for path in self.train_files:  # as the training controller does: its own copy of each file
@@ -248,8 +248,8 @@ class CoreSession:
         return TrainingSet(images, labels, 2), images
 
     def _train(self, index: int) -> dict:
-        from unet_studio.core.inference import probabilities_to_uint8
-        from unet_studio.core.training import train
+        from unet_studio.core.predict.tiled import probabilities_to_uint8
+        from unet_studio.core.train.loop import train
 
         settings = self.settings
         dataset, images = self._dataset()
@@ -299,12 +299,12 @@ class CoreSession:
     def _predict_and_export(self, index: int) -> dict:
         import tifffile
 
-        from unet_studio.core import io
-        from unet_studio.core import postprocess as post
-        from unet_studio.core.checkpoint import load_model
+        from unet_studio.core.io import stack as io
+        from unet_studio.core.predict import postprocess as post
+        from unet_studio.core.model.checkpoint import load_model
         from unet_studio.core.config import InferConfig
         from unet_studio.core.device import select_device
-        from unet_studio.core.inference import iter_predict, make_normalizer, probabilities_to_uint8
+        from unet_studio.core.predict.tiled import iter_predict, make_normalizer, probabilities_to_uint8
 
         model, info = load_model(self.model_dir, select_device("auto"))  # as the prediction controller does
         normalize = make_normalizer(info.normalization)
@@ -353,7 +353,7 @@ class CoreSession:
         return [name] if volume.version != before else []
 
     def _autosave(self) -> None:
-        from unet_studio.core.project import save_labels
+        from unet_studio.core.project.folder import save_labels
 
         for name, volume in self.volumes.items():
             save_labels(self.labels_dir / f"{name}.tif", volume.data)
@@ -408,7 +408,7 @@ class PlainSession:
         return ((image - low) / max(high - low, 1e-6))[None].astype(np.float32)
 
     def _model(self):
-        from unet_studio.core.model import UNet
+        from unet_studio.core.model.unet import UNet
 
         model_config, _ = self.settings.configs()
         return UNet.from_config(model_config).to(self.device)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .soak_cycles import SoakCheckError, SoakSettings, input_files, isbi_root, scribbles, stroke_path
+from bench.soak_cycles import SoakCheckError, SoakSettings, input_files, isbi_root, scribbles, stroke_path
 
 
 def _pump(app, seconds: float, until=None) -> bool:

@@ -27,8 +27,8 @@ import time
 import traceback
 from pathlib import Path
 
-from . import ROOT, python_child_env
-from .soak_cycles import SoakSettings
+from bench import ROOT, python_child_env
+from bench.soak_cycles import SoakSettings
 
 PREFIX = "SOAK "
 SIDES = {"ours": "our session (core API)", "gui": "our session (main window, offscreen)",
@@ -95,14 +95,14 @@ def type_counts() -> collections.Counter:
 
 
 def make_session(side: str, settings: SoakSettings, workdir: Path):
-    from . import soak_cycles
+    from bench import soak_cycles
 
     if side == "ours":
         return soak_cycles.CoreSession(settings, workdir)
     if side == "plain":
         return soak_cycles.PlainSession(settings, workdir)
     if side == "gui":
-        from .soak_gui import GuiSession
+        from bench.soak_gui import GuiSession
 
         return GuiSession(settings, workdir)
     raise ValueError(f"unknown side {side!r}")

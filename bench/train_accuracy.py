@@ -14,7 +14,7 @@ Run from the repository root::
     python bench/train_accuracy.py --time-limit 60 --skip-dense   # a quicker look
 
 Prediction uses ``unet-studio predict`` when that command exists, else
-:func:`unet_studio.core.inference.predict_probabilities` in this process; the table says which.
+:func:`unet_studio.core.predict.tiled.predict_probabilities` in this process; the table says which.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def predict(model: Path, work: Path, name: str, use_cli: bool, extra=()) -> np.n
         return np.stack(stacks)
     import torch
 
-    from unet_studio.core.checkpoint import load_model
-    from unet_studio.core.inference import make_normalizer, predict_probabilities
+    from unet_studio.core.model.checkpoint import load_model
+    from unet_studio.core.predict.tiled import make_normalizer, predict_probabilities
 
     torch.set_num_threads(2)
     net, info = load_model(model, "cpu")

@@ -60,7 +60,7 @@ def larger_than_memory_tiff(tmp_path) -> Path:
     import numpy as np
     import tifffile
 
-    from unet_studio.core.io import available_ram
+    from unet_studio.core.io.stack import available_ram
 
     side = math.isqrt(max(4 * available_ram(), 64 << 30)) + 1
     path = tmp_path / "huge scan.tif"

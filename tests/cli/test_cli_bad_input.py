@@ -52,12 +52,12 @@ from fs_helpers import refuse_writes_under as _refuse_writes_under
 from fs_helpers import training_folders as _folders
 
 from unet_studio import cli
-from unet_studio.core import io as core_io
-from unet_studio.core import memory as core_memory
+from unet_studio.core.io import stack as core_io
+from unet_studio.core.io import memory as core_memory
 from unet_studio.core import presets
-from unet_studio.core.checkpoint import ModelInfo, save_model
+from unet_studio.core.model.checkpoint import ModelInfo, save_model
 from unet_studio.core.config import ModelConfig, TrainConfig
-from unet_studio.core.model import UNet
+from unet_studio.core.model.unet import UNet
 
 
 @pytest.fixture(autouse=True)
@@ -513,7 +513,7 @@ def test_warnings_are_one_line_each_on_stderr(capsys):
     import logging
 
     formatter = cli._OneLineFormatter("unet-studio train")
-    record = logging.LogRecord("unet_studio.core.data", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("unet_studio.core.train.data", logging.WARNING, __file__, 1,
                                "'%s': two\nlines", ("a b.tif",), None)
     assert formatter.format(record) == "unet-studio train: warning: 'a b.tif': two lines"
 

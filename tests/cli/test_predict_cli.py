@@ -11,9 +11,9 @@ import tifffile
 import torch
 
 from unet_studio.cli import main
-from unet_studio.core import io
-from unet_studio.core.checkpoint import ModelInfo, save_model
-from unet_studio.core.model import UNet, UpBlock
+from unet_studio.core.io import stack as io
+from unet_studio.core.model.checkpoint import ModelInfo, save_model
+from unet_studio.core.model.unet import UNet, UpBlock
 
 
 def threshold_net(threshold: float = 0.5) -> UNet:
@@ -121,7 +121,7 @@ def test_unreadable_file_is_reported_and_the_others_go_on(tmp_path, images, mode
 
 
 def test_failure_mid_image_leaves_no_partial_outputs(tmp_path, images, model_dir, capsys, monkeypatch):
-    from unet_studio.core import inference
+    from unet_studio.core.predict import tiled as inference
 
     calls = {"n": 0}
     real = inference._TiledPredictor._forward

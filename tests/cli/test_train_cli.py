@@ -13,7 +13,7 @@ from fs_helpers import training_folders as _folders
 
 from unet_studio import cli
 from unet_studio.core import presets
-from unet_studio.core.checkpoint import load_model
+from unet_studio.core.model.checkpoint import load_model
 from unet_studio.core.config import ModelConfig, TrainConfig
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from unet_studio.core import augment as aug
+from unet_studio.core.train import augment as aug
 
 # Two-channel pixel values of the three classes: affinely independent, so a bilinear mix equals one of
 # them only when all its weight is on pixels of that class.

@@ -8,10 +8,10 @@ import pickle
 import pytest
 import torch
 
-from unet_studio.core.checkpoint import META_NAME, ModelInfo, load_model, read_model_info, save_model
+from unet_studio.core.model.checkpoint import META_NAME, ModelInfo, load_model, read_model_info, save_model
 from unet_studio.core.config import ModelConfig
 from unet_studio.core.errors import ConfigError, ModelFileError
-from unet_studio.core.model import UNet
+from unet_studio.core.model.unet import UNet
 
 
 def _tiny(seed: int = 0) -> UNet:
@@ -50,7 +50,7 @@ def test_saving_again_replaces_weights_and_leaves_one_file(tmp_path):
 def test_crash_between_weights_and_description_keeps_previous_model(tmp_path, monkeypatch):
     first, second = _tiny(0), _tiny(1)
     save_model(tmp_path, first, _info(first))
-    from unet_studio.core import atomic
+    from unet_studio.core.io import atomic as atomic
 
     real_write_text = atomic.write_text
 
@@ -132,7 +132,7 @@ def test_info_must_match_class_count():
 
 def test_loading_while_another_process_saves_reads_the_new_model(tmp_path, monkeypatch):
     """model.json read just before a save replaces it names weights the save then removes: read it again."""
-    from unet_studio.core import checkpoint
+    from unet_studio.core.model import checkpoint as checkpoint
 
     first, second = _tiny(0), _tiny(1)
     save_model(tmp_path, first, _info(first))

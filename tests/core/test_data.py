@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from unet_studio.core.data import PatchSampler, TrainingSet, split_validation
-from unet_studio.core.data_files import load_folder, map_label_values, pair_files
+from unet_studio.core.train.data import PatchSampler, TrainingSet, split_validation
+from unet_studio.core.train.folders import load_folder, map_label_values, pair_files
 from unet_studio.core.errors import DataError
 
 

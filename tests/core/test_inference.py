@@ -7,10 +7,10 @@ import pytest
 import tifffile
 import torch
 
-from unet_studio.core import inference
+from unet_studio.core.predict import tiled as inference
 from unet_studio.core.config import InferConfig
 from unet_studio.core.errors import ConfigError, InferenceError
-from unet_studio.core.inference import (
+from unet_studio.core.predict.tiled import (
     exact_context,
     iter_predict,
     iter_predict_stack,
@@ -20,7 +20,7 @@ from unet_studio.core.inference import (
     probabilities_to_uint8,
     tiff_memmap,
 )
-from unet_studio.core.model import UNet, context_margin, nearest_admissible
+from unet_studio.core.model.unet import UNet, context_margin, nearest_admissible
 
 
 def tiny_net(seed: int = 0, **kwargs) -> UNet:
@@ -352,7 +352,7 @@ def test_test_time_augmentation_with_a_real_network():
 
 
 def test_networks_that_need_wide_context_get_tiles_that_are_mostly_output(monkeypatch):
-    from unet_studio.core import tiling
+    from unet_studio.core.predict import tiling as tiling
     from unet_studio.core.presets import preset_configs
 
     monkeypatch.setattr(tiling, "available_memory", lambda device: 16 * 2**30)

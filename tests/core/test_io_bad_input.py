@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from unet_studio.core import io
+from unet_studio.core.io import stack as io
 from unet_studio.core.errors import ImageReadError, UNetStudioError
 
 
@@ -130,7 +130,7 @@ def test_error_in_a_later_page_is_an_image_read_error_from_get_slice(tmp_path):
 
 def test_tiff_with_png_extension_is_read_by_content_with_a_warning(tmp_path, caplog):
     path = _stack_tif(tmp_path / "stack.png")
-    with caplog.at_level(logging.WARNING, logger="unet_studio.core.io"), io.read_image(path) as stack:
+    with caplog.at_level(logging.WARNING, logger="unet_studio.core.io.stack"), io.read_image(path) as stack:
         assert stack.shape == (6, 1, 48, 64)
     assert "TIFF file despite its extension .png" in caplog.text
 

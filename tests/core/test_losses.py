@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unet_studio.core.losses import (
+from unet_studio.core.train.losses import (
     border_weight_map,
     class_weights_from_counts,
     masked_cross_entropy,

@@ -9,7 +9,7 @@ from torch import nn
 
 from unet_studio.core.config import ModelConfig
 from unet_studio.core.errors import ConfigError
-from unet_studio.core.model import (
+from unet_studio.core.model.unet import (
     UNet,
     count_conv_layers,
     is_admissible,

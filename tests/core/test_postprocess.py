@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from unet_studio.core.errors import ConfigError
-from unet_studio.core.postprocess import (
+from unet_studio.core.predict.postprocess import (
     InstanceConfig,
     connected_components,
     fill_holes,

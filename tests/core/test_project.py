@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from unet_studio.core import project as proj
+from unet_studio.core.project import folder as proj
 from unet_studio.core.errors import ImageReadError
 
 

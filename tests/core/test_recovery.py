@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from unet_studio.core import project as proj
-from unet_studio.core import recovery
+from unet_studio.core.project import folder as proj
+from unet_studio.core.project import recovery as recovery
 
 
 def _lock_of(folder, pid, host=None, start=None) -> None:

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from unet_studio.core import training
-from unet_studio.core.checkpoint import load_model
+from unet_studio.core.train import loop as training
+from unet_studio.core.model.checkpoint import load_model
 from unet_studio.core.config import ModelConfig, TrainConfig
-from unet_studio.core.data import TrainingSet
+from unet_studio.core.train.data import TrainingSet
 from unet_studio.core.errors import ConfigError
 from unet_studio.core.presets import preset_configs
-from unet_studio.core.training import TrainProgress, scores_from_confusion, train
+from unet_studio.core.train.loop import TrainProgress, scores_from_confusion, train
 
 TINY = ModelConfig(base_channels=4, depth=3, norm="batch")
 
@@ -260,7 +260,7 @@ def test_no_thresholds_are_chosen_on_sparse_scribbles_or_little_validation(tmp_p
 
 def _failing_above(monkeypatch, limit, error=None):
     """Make the network's forward pass run out of memory for batches larger than ``limit``."""
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
 
     forward, sizes = UNet.forward, []
 

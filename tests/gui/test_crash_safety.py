@@ -29,8 +29,8 @@ from PySide6 import QtWidgets
 
 from crash_driver import stroke_cell
 from gui_helpers import labels_of, mouse_stroke
-from unet_studio.core import project as proj
-from unet_studio.core import recovery
+from unet_studio.core.project import folder as proj
+from unet_studio.core.project import recovery as recovery
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -257,7 +257,7 @@ def _labelled_project(folder: Path, data_dir: Path) -> Path:
 
 def _check_model_folder(model_dir: Path, earlier=None):
     """The model folder loads (checksum, every tensor) and its history is whole; return its info."""
-    from unet_studio.core.checkpoint import load_model
+    from unet_studio.core.model.checkpoint import load_model
 
     _, info = load_model(model_dir)
     steps = [entry["step"] for entry in info.history]

@@ -37,7 +37,7 @@ import tifffile
 from fs_helpers import refuse_writes_under as _refuse_writes_under
 from gui_helpers import labels_of, mouse_stroke
 
-from unet_studio.core import io as core_io
+from unet_studio.core.io import stack as core_io
 
 SIZE = 256
 
@@ -283,9 +283,9 @@ def test_nan_and_constant_images_are_shown_with_a_notice(window, tmp_path):
 def _save_model(window, in_channels=1, n_classes=2):
     import torch
 
-    from unet_studio.core.checkpoint import ModelInfo, save_model
+    from unet_studio.core.model.checkpoint import ModelInfo, save_model
     from unet_studio.core.config import ModelConfig
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
 
     torch.manual_seed(0)
     config = ModelConfig(in_channels=in_channels, n_classes=n_classes, base_channels=4, depth=2)

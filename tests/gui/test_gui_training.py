@@ -77,7 +77,7 @@ def test_labels_painted_during_training_reach_the_training_set(window, qtbot, da
 
 
 def test_an_error_inside_training_is_reported(window, qtbot, monkeypatch, data_dir):
-    from unet_studio.core import training
+    from unet_studio.core.train import loop as training
 
     def broken_train(*args, **kwargs):
         raise RuntimeError("simulated failure inside the training loop")
@@ -153,7 +153,7 @@ def test_continue_from_the_current_model(window, qtbot, data_dir):
 
 
 def test_the_thresholds_chosen_on_validation_are_shown_after_training(window, qtbot, data_dir, monkeypatch, tmp_path):
-    from unet_studio.core import training
+    from unet_studio.core.train import loop as training
 
     monkeypatch.setattr(training, "calibrate_thresholds", lambda probs, truth, gain=1e-3: [0.0, 0.3])
     monkeypatch.setattr(training, "MIN_CALIBRATION_PIXELS", 1000)

@@ -252,7 +252,7 @@ def test_state_round_trip_emits_nothing(qtbot, overlay_panel):
 
 
 def test_show_progress_takes_the_real_train_progress(training_panel):
-    training = pytest.importorskip("unet_studio.core.training")
+    training = pytest.importorskip("unet_studio.core.train.loop")
     item = training.TrainProgress(
         step=5, total_steps=40, epoch=1, loss=0.7, lr=1e-3, samples_per_s=12.0, elapsed_s=3.0, eta_s=24.0,
         val={"mean_f1": 0.6, "mean_iou": 0.45, "loss": 0.5, "f1": [0.6], "iou": [0.45]}, best_score=0.6,

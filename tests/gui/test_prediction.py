@@ -13,9 +13,9 @@ def _tiny_model(window, in_channels=1):
     """A tiny (untrained, seeded) model in the project's model folder: enough to exercise prediction."""
     import torch
 
-    from unet_studio.core.checkpoint import ModelInfo, save_model
+    from unet_studio.core.model.checkpoint import ModelInfo, save_model
     from unet_studio.core.config import ModelConfig
-    from unet_studio.core.model import UNet
+    from unet_studio.core.model.unet import UNet
 
     torch.manual_seed(0)
     config = ModelConfig(in_channels=in_channels, n_classes=len(window.session.classes), base_channels=4, depth=2)

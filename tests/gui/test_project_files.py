@@ -7,7 +7,7 @@ import tifffile
 from PySide6 import QtCore, QtWidgets
 
 from gui_helpers import labels_of, mouse_stroke
-from unet_studio.core import project as proj
+from unet_studio.core.project import folder as proj
 
 Button = QtWidgets.QMessageBox.StandardButton
 

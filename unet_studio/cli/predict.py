@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import checkpoint, io
-from ..core.atomic import atomic_path, check_writable
+from ..core.model import checkpoint as checkpoint
+from ..core.io import stack as io
+from ..core.io.atomic import atomic_path, check_writable
 from ..core.config import InferConfig
 from ..core.device import configure_cpu_threads, describe_device, select_device
 from ..core.errors import ConfigError, ImageReadError, InferenceError, UNetStudioError
-from ..core.inference import (
+from ..core.predict.tiled import (
     check_slice_memory,
     iter_predict_stack,
     label_dtype,
@@ -40,7 +41,7 @@ from ..core.inference import (
     smallest_tile,
     tiff_memmap,
 )
-from ..core.postprocess import InstanceConfig, find_instances, measure, table_to_csv
+from ..core.predict.postprocess import InstanceConfig, find_instances, measure, table_to_csv
 from .progress import ProgressBar, format_duration
 
 PROG = "unet-studio predict"

@@ -74,11 +74,11 @@ def _status(progress, best_text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.atomic import check_writable
-    from ..core.data_files import load_folder
+    from ..core.io.atomic import check_writable
+    from ..core.train.folders import load_folder
     from ..core.errors import DataError
     from ..core.presets import preset_configs
-    from ..core.training import train
+    from ..core.train.loop import train
 
     _check_args(args)
     dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         changes["use_border_weights"] = True
     train_config = train_config.replace(**changes)
     if args.resume:
-        from ..core.checkpoint import load_model
+        from ..core.model.checkpoint import load_model
 
         _, info = load_model(args.resume)  # a damaged or foreign model folder is reported before any work
         if list(info.class_values) != class_values:

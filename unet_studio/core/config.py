@@ -109,7 +109,7 @@ class ModelConfig(_JsonMixin):
 
 @dataclass(frozen=True)
 class TrainConfig(_JsonMixin):
-    """How to train. Owned by :mod:`unet_studio.core.training`; see its docs for each field."""
+    """How to train. Owned by :mod:`unet_studio.core.train.loop`; see its docs for each field."""
 
     preset: str = "fast"
     patch_size: int = 128
@@ -166,7 +166,7 @@ class TrainConfig(_JsonMixin):
 
 @dataclass(frozen=True)
 class InferConfig(_JsonMixin):
-    """How to predict. Owned by :mod:`unet_studio.core.inference` (see its module docs for the tiling).
+    """How to predict. Owned by :mod:`unet_studio.core.predict.tiled` (see its module docs for the tiling).
 
     tile_size
         Largest tile side in pixels (rounded down to a size the network accepts); ``None`` chooses from
@@ -192,7 +192,7 @@ class InferConfig(_JsonMixin):
         tile (8 times slower; usually a little more accurate, with smoother boundaries).
     thresholds
         Optional per-class probability thresholds (empty: plain argmax); see
-        :func:`~unet_studio.core.inference.probabilities_to_labels`.
+        :func:`~unet_studio.core.predict.tiled.probabilities_to_labels`.
     memory_limit_mb
         Memory the automatic tile and batch choice may plan for (``None``: from the free memory).
     """

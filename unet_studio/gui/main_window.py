@@ -277,7 +277,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _adopt_calibrated_thresholds(self, written: bool) -> None:
         """Show the prediction with the thresholds the new model chose on its validation data, if any."""
-        from ..core.checkpoint import read_model_info
+        from ..core.model.checkpoint import read_model_info
         from ..core.errors import UNetStudioError
 
         folder = self.session.model_dir

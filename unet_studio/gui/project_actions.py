@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from ..core import project as proj
-from ..core import recovery
+from ..core.project import folder as proj
+from ..core.project import recovery as recovery
 from ..core.errors import UNetStudioError
 
 Button = QtWidgets.QMessageBox.StandardButton
@@ -30,7 +30,7 @@ class ProjectActions(QtCore.QObject):
         self.overlay_panel, self.prompts, self.parent_widget = overlay_panel, prompts, parent_widget
 
     def open_image(self, path: Path) -> None:
-        from ..core import io
+        from ..core.io import stack as io
 
         try:
             self.session.open_image(path)

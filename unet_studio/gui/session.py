@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from ..core import project as proj
-from ..core import recovery
+from ..core.project import folder as proj
+from ..core.project import recovery as recovery
 from ..core.errors import UNetStudioError
 from ..core.labels import Box
 from .session_project import ImageState, ProjectMixin
@@ -109,7 +109,7 @@ class Session(ProjectMixin, SavingMixin, QtCore.QObject):
         return self._slice_cache[key]
 
     def normalized_slice(self, image_index: int | None = None, slice_index: int | None = None) -> np.ndarray:
-        from ..core import io
+        from ..core.io import stack as io
 
         return io.normalize_percentile(self.image_slice(image_index, slice_index))
 
@@ -312,7 +312,7 @@ class Session(ProjectMixin, SavingMixin, QtCore.QObject):
         another size or holds values that are not classes of the project raises ImageReadError and changes
         nothing.
         """
-        from ..core import io
+        from ..core.io import stack as io
         from ..core.errors import ImageReadError
 
         state = self.current
@@ -355,7 +355,7 @@ def argmax_labels(probs: np.ndarray, thresholds=()) -> np.ndarray:
 
     The rule of ``core.postprocess.probabilities_to_labels`` (PyTorch-free, like this module).
     """
-    from ..core.postprocess import probabilities_to_labels
+    from ..core.predict.postprocess import probabilities_to_labels
 
     probs = np.asarray(probs)
     thresholds = list(thresholds or ())

@@ -2,7 +2,7 @@
 
 A mixin of :class:`~unet_studio.gui.session.Session` (kept apart to keep each file readable), like
 :mod:`.session_saving`. An open project folder is claimed (a lock file that names this process, see
-:mod:`unet_studio.core.recovery`) and released when it is closed cleanly; an untitled project lives in an
+:mod:`unet_studio.core.project.recovery`) and released when it is closed cleanly; an untitled project lives in an
 autosaved scratch folder until it is saved somewhere or discarded.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import project as proj
-from ..core import recovery
+from ..core.project import folder as proj
+from ..core.project import recovery as recovery
 from ..core.errors import UNetStudioError
 from ..core.labels import LabelVolume
 
@@ -73,7 +73,7 @@ class ProjectMixin:
         return len(self.images) - 1
 
     def _load_state(self, entry: proj.ImageEntry) -> ImageState:
-        from ..core import io
+        from ..core.io import stack as io
 
         if not entry.path.exists():
             raise UNetStudioError(f"the image {entry.path} does not exist (moved or deleted?)")

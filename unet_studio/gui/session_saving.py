@@ -16,8 +16,8 @@ import time
 
 from PySide6 import QtCore
 
-from ..core import atomic
-from ..core import project as proj
+from ..core.io import atomic as atomic
+from ..core.project import folder as proj
 from ..core.errors import UNetStudioError
 
 

@@ -1,6 +1,6 @@
 """Training from the application: the project's labelled slices -> core training in a background worker.
 
-The worker thread builds the :class:`~unet_studio.core.data.TrainingSet` itself (it opens its own copy
+The worker thread builds the :class:`~unet_studio.core.train.data.TrainingSet` itself (it opens its own copy
 of each image file and normalises the labelled slices), then runs :func:`core.training.train`. The GUI
 thread only copies the label slices at start, forwards each :class:`TrainProgress` to the training
 panel, shows previews in the session's probability overlay, and pushes new label edits and the visible
@@ -115,8 +115,10 @@ class TrainingController(QtCore.QObject):
         self._model_written = False
 
         def run() -> Iterator:
-            from ..core import io, presets, training
-            from ..core.data import TrainingSet
+            from ..core.io import stack as io
+            from ..core import presets
+            from ..core.train import loop as training
+            from ..core.train.data import TrainingSet
 
             images, labels, stacks = [], [], {}
             try:

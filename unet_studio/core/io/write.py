@@ -1,7 +1,7 @@
 """Image output: labels, probabilities, masks and plain images as files that Fiji and napari open as they
 are, written atomically (temp file + ``os.replace``); and TIFFs written slice by slice through a memory map.
 
-Also the table of supported file suffixes, which :mod:`unet_studio.core.io` reads by.
+Also the table of supported file suffixes, which :mod:`unet_studio.core.io.stack` reads by.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import tifffile
 
 from .atomic import atomic_path
-from .io_tiff import normalize_unit, write_tiff
+from .tiff import normalize_unit, write_tiff
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 _FORMAT_OF_SUFFIX = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
@@ -174,7 +174,7 @@ def tiff_memmap(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any, axe
                 pixel_size: tuple[float, float] | None = None, unit: str | None = None,
                 metadata: dict[str, Any] | None = None) -> Iterator[np.ndarray]:
     """A TIFF at ``path`` written through a memory map, atomically (ImageJ hyperstack for uint8, uint16 and
-    float32 with axes in ImageJ order, calibrated like :func:`~unet_studio.core.io.write_labels`).
+    float32 with axes in ImageJ order, calibrated like :func:`~unet_studio.core.io.stack.write_labels`).
 
     Yields a writable ``np.memmap`` of ``shape``; fill it slice by slice (the whole output never has to be
     in RAM). The file appears at ``path`` only when the block ends without an exception. ``metadata``: extra

@@ -34,10 +34,10 @@ from typing import Any
 
 import torch
 
-from . import atomic
-from .config import ModelConfig
-from .errors import ConfigError, ModelFileError
-from .model import UNet
+from ..io import atomic as atomic
+from ..config import ModelConfig
+from ..errors import ConfigError, ModelFileError
+from .unet import UNet
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class ModelInfo:
 
 
 def _versions() -> dict[str, str]:
-    from .. import __version__
+    from ... import __version__
 
     return {"unet_studio": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
@@ -129,7 +129,7 @@ def save_model(folder: str | os.PathLike, model: UNet, info: ModelInfo,
                optimizer_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``model`` and ``info`` to ``folder`` (created if needed) atomically; return the folder.
 
-    ``optimizer_state``: named tensors (see :func:`~unet_studio.core.training_setup.optimizer_tensors`)
+    ``optimizer_state``: named tensors (see :func:`~unet_studio.core.train.setup.optimizer_tensors`)
     saved beside the weights for resuming; without it, the folder keeps no optimizer file.
     """
     folder = Path(folder)

@@ -10,12 +10,12 @@ import torch
 from scipy import ndimage
 
 from . import augment as aug
-from .checkpoint import load_model
-from .config import ModelConfig, TrainConfig
+from ..model.checkpoint import load_model
+from ..config import ModelConfig, TrainConfig
 from .data import TrainingSet
-from .errors import DataError
+from ..errors import DataError
 from .losses import border_weight_map
-from .model import UNet, nearest_admissible
+from ..model.unet import UNet, nearest_admissible
 
 
 def augment_params(config: TrainConfig) -> aug.AugmentParams | None:

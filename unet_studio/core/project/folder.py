@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic
-from .errors import ImageReadError, UNetStudioError
+from ..io import atomic as atomic
+from ..errors import ImageReadError, UNetStudioError
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def save_project(project: Project) -> None:
 
 def save_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write a label array (S, Y, X) atomically as a TIFF Fiji and napari open; one slice is written as (Y, X)."""
-    from .io import write_labels
+    from ..io.stack import write_labels
 
     path = Path(path)
     data = np.asarray(labels)

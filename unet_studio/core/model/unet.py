@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import ModelConfig
-from .errors import ConfigError
+from ..config import ModelConfig
+from ..errors import ConfigError
 
 
 def _norm_layer(kind: str, channels: int) -> nn.Module:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import TrainingSet
-from .errors import DataError, ImageReadError
+from ..errors import DataError, ImageReadError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def pair_files(images_dir: str | Path, labels_dir: str | Path) -> list[tuple[Pat
 
 def _list_images(folder: Path) -> list[Path]:
     try:
-        from .io import list_images
+        from ..io.stack import list_images
     except ImportError:  # io.py not there yet: same rule, tiff/png only
         return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                       and p.suffix.lower() in (".tif", ".tiff", ".png"))
@@ -120,10 +120,10 @@ def _list_images(folder: Path) -> list[Path]:
 def read_image_slices(path: Path) -> list[np.ndarray]:
     """Read an image (stack) as a list of normalised (C, Y, X) float32 slices."""
     try:
-        from .io import normalize_percentile, read_image
+        from ..io.stack import normalize_percentile, read_image
     except ImportError:
         return [_normalize(s) for s in _read_tiff_fallback(path, labels=False)]
-    from .io import pixel_warning, require_memory
+    from ..io.stack import pixel_warning, require_memory
 
     with read_image(path) as stack:
         n_values = len(stack) * int(np.prod(stack.shape[1:], dtype=np.int64))
@@ -145,7 +145,7 @@ def read_image_slices(path: Path) -> list[np.ndarray]:
 def read_label_slices(path: Path) -> list[np.ndarray]:
     """Read a label image (stack) as a list of (Y, X) integer slices."""
     try:
-        from .io import read_labels
+        from ..io.stack import read_labels
     except ImportError:
         array = _read_tiff_fallback(path, labels=True)
     else:

@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic
-from .errors import UNetStudioError
+from ..io import atomic as atomic
+from ..errors import UNetStudioError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ImageWriteError
+from ..errors import ImageWriteError
 
 
 def _read_umask() -> int:

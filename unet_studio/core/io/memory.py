@@ -10,7 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from .io_tiff import read_error as _fail
+from .tiff import read_error as _fail
 
 
 def available_ram() -> int:

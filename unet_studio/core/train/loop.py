@@ -36,20 +36,20 @@ import numpy as np
 import torch
 
 from . import augment as aug
-from .checkpoint import ModelInfo, load_optimizer_state, save_model
-from .config import ModelConfig, TrainConfig
+from ..model.checkpoint import ModelInfo, load_optimizer_state, save_model
+from ..config import ModelConfig, TrainConfig
 from .data import PatchSampler, TrainingSet, split_validation
-from .device import (
+from ..device import (
     configure_cpu_threads,
     describe_device,
     is_out_of_memory,
     select_device,
     training_autocast_dtype,
 )
-from .errors import DataError, TrainingError
+from ..errors import DataError, TrainingError
 from .losses import class_weights_from_counts, segmentation_loss
-from .model import UNet, output_size
-from .training_setup import (
+from ..model.unet import UNet, output_size
+from .setup import (
     admissible_patch,
     augment_params,
     border_maps,
@@ -115,11 +115,11 @@ def learning_rate(config: TrainConfig, progress: float, step: int) -> float:
 
 def _predict_preview(model: UNet, image: np.ndarray, device: torch.device) -> np.ndarray:
     try:
-        from .inference import predict_probabilities
+        from ..predict.tiled import predict_probabilities
     except ImportError:
         predict_probabilities = None
     if predict_probabilities is not None:
-        from .config import InferConfig
+        from ..config import InferConfig
 
         return np.asarray(predict_probabilities(model, image, InferConfig(device=str(device))), np.float32)
     x = torch.from_numpy(image)[None].to(device)

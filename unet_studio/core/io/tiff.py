@@ -1,4 +1,4 @@
-"""TIFF reading for :mod:`unet_studio.core.io`: axes from metadata, calibration, lazy slice access.
+"""TIFF reading for :mod:`unet_studio.core.io.stack`: axes from metadata, calibration, lazy slice access.
 
 A TIFF series (tifffile's view of a multi-dimensional image) has axes such as ``"TZCYXS"``. This module
 maps them onto the project's ``(S, C, Y, X)`` view: T and Z flatten into the stack axis S (T outer, Z
@@ -21,7 +21,7 @@ import numpy as np
 import tifffile
 
 from .atomic import atomic_path
-from .errors import ImageReadError
+from ..errors import ImageReadError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Tile layout for overlap-tile prediction: sizes, positions, blending windows and memory estimates.
 
-See :mod:`unet_studio.core.inference` for the strategy; this module is the pure arithmetic behind it
+See :mod:`unet_studio.core.predict.tiled` for the strategy; this module is the pure arithmetic behind it
 (no tensors are run here).
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import InferConfig, ModelConfig
-from .device import autocast_dtype
-from .errors import ConfigError
-from .model import context_margin, is_admissible
+from ..config import InferConfig, ModelConfig
+from ..device import autocast_dtype
+from ..errors import ConfigError
+from ..model.unet import context_margin, is_admissible
 
 MAX_AUTO_TILE = 1024
 _CPU_ACTIVATION_BUDGET = 1 << 30  # bytes; keeps a 4096x4096 prediction far under 2 GB on the CPU

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .data import TrainingSet
 from .losses import segmentation_loss
-from .model import UNet, nearest_admissible, output_size
+from ..model.unet import UNet, nearest_admissible, output_size
 
 
 def _pad_for_network(x: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor, tuple[int, int]]:

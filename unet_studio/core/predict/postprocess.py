@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import atomic
-from .config import _JsonMixin
-from .errors import ConfigError
+from ..io import atomic as atomic
+from ..config import _JsonMixin
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 How an image is cut into tiles (see :func:`plan_tiles`):
 
-- Every tile has a side the network accepts without rounding (:func:`~unet_studio.core.model.is_admissible`),
+- Every tile has a side the network accepts without rounding (:func:`~unet_studio.core.model.unet.is_admissible`),
   at most ``InferConfig.tile_size`` (or a size chosen from the free memory), shrunk per axis so that the
   tiles just cover the image.
 - The image is mirror-padded at its borders, so that pixels at the image edge see plausible context.
@@ -19,7 +19,7 @@ How an image is cut into tiles (see :func:`plan_tiles`):
 
 Tiles are batched; the model (a copy with batch norm folded into the convolutions, channels-last on the
 CPU and CUDA, where that layout is faster) runs in eval mode under :func:`torch.inference_mode`, with autocast on CUDA. The layout arithmetic lives
-in :mod:`unet_studio.core.tiling`. An out-of-memory error halves the batch, then the tile, and carries on.
+in :mod:`unet_studio.core.predict.tiling`. An out-of-memory error halves the batch, then the tile, and carries on.
 
 Output forms: :func:`predict_probabilities` gives (K, Y, X) float32 softmax; :func:`probabilities_to_labels`
 the label image in the model's class values; :func:`probabilities_to_uint8` the compact overlay form,
@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import InferConfig, ModelConfig
-from .device import autocast_dtype, is_out_of_memory, select_device  # noqa: F401  (re-exported)
-from .errors import ConfigError, InferenceError
-from .io_write import tiff_memmap  # re-exported: written by predict, once here
+from ..config import InferConfig, ModelConfig
+from ..device import autocast_dtype, is_out_of_memory, select_device  # noqa: F401  (re-exported)
+from ..errors import ConfigError, InferenceError
+from ..io.write import tiff_memmap  # re-exported: written by predict, once here
 from .postprocess import label_dtype, probabilities_to_labels  # noqa: F401  (re-exported)
 from .tiling import (  # noqa: F401  (re-exported: the layout is part of this module's API)
     AxisPlan,
@@ -299,7 +299,7 @@ def slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4) ->
 def check_slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4, path=None) -> None:
     """Raise :class:`InferenceError` when predicting a (C, Y, X) slice of ``shape`` cannot fit in the memory
     available now (a slice is predicted whole; a stack streams slice by slice, so only one slice counts)."""
-    from .memory import available_ram, format_bytes
+    from ..io.memory import available_ram, format_bytes
 
     needed, free = slice_memory(shape, n_classes, raw_itemsize), available_ram()
     if needed > free:
@@ -336,7 +336,7 @@ def iter_predict_stack(model: torch.nn.Module, stack: Any, config: InferConfig =
                        prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[InferProgress]:
     """Predict every slice of a stack, one slice in memory at a time.
 
-    ``stack``: an :class:`~unet_studio.core.io.ImageStack` (anything with ``len()`` and ``get_slice(i)``)
+    ``stack``: an :class:`~unet_studio.core.io.stack.ImageStack` (anything with ``len()`` and ``get_slice(i)``)
     or an (S, C, Y, X) array. ``prepare`` turns a raw (C, Y, X) slice into the network's input (e.g.
     :func:`make_normalizer`); without it slices are only cast to float32. Yields progress after each tile
     batch; the last item of each slice carries that slice's ``result`` (write it out and drop it).
@@ -363,7 +363,7 @@ def make_normalizer(normalization: dict[str, Any] | None) -> Callable[[np.ndarra
         return lambda image: np.asarray(image, np.float32)
     if method != "percentile":
         raise ConfigError(f"unknown normalisation method {method!r} in the model folder")
-    from .io import normalize_percentile
+    from ..io.stack import normalize_percentile
 
     low, high = float(spec.get("low", 1.0)), float(spec.get("high", 99.8))
     return functools.partial(normalize_percentile, low=low, high=high)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageReadError
+from ..errors import ImageReadError
 from .intensity import normalize_percentile, pixel_warning
-from .io_tiff import open_tiff
-from .io_tiff import read_error as _fail
-from .io_write import (
+from .tiff import open_tiff
+from .tiff import read_error as _fail
+from .write import (
     _FORMAT_OF_SUFFIX,
     SUPPORTED_SUFFIXES,
     _label_dtype,

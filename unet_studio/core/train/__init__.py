@@ -1,0 +1,10 @@
+"""Training: folders -> training sets, patch sampling, augmentation, losses, validation, and the loop.
+
+``train(...)`` is a generator that yields :class:`TrainProgress`; stopping the iteration stops training.
+"""
+
+from .data import TrainingSet
+from .folders import load_folder, map_label_values, pair_files
+from .loop import TrainProgress, train
+
+__all__ = ["TrainProgress", "TrainingSet", "load_folder", "map_label_values", "pair_files", "train"]
