@@ -39,7 +39,7 @@ def no_thread_left_behind():
         if thread.is_alive():
             leftover.append(thread.name)
     assert not leftover, f"test left threads running: {leftover}"
-    workers = sys.modules.get("unet_studio.gui.workers")
+    workers = sys.modules.get("unet_studio.gui.controllers.workers")
     if workers is not None:
         running = list(workers.GeneratorWorker._running)
         for worker in running:

@@ -55,7 +55,7 @@ def test_cold_start_to_a_visible_window(tmp_path, data_dir, image):
 
 
 def test_warm_up_runs_in_the_background(window, qtbot):
-    from unet_studio.gui.warmup import warm_up
+    from unet_studio.gui.controllers.warmup import warm_up
 
     assert warm_up()  # every step of it works (it swallows errors in the application)
     window.preload_compute_modules(0)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from unet_studio.core.errors import TrainingError
-from unet_studio.gui.workers import GeneratorWorker
+from unet_studio.gui.controllers.workers import GeneratorWorker
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ from .panels.images_panel import ImagesPanel
 from .panels.overlay_panel import OverlayPanel
 from .panels.tool_bar import PaintToolBar
 from .panels.training_panel import TrainingPanel
-from .prediction_controller import PredictionController
-from .project_actions import ProjectActions
+from .controllers.prediction import PredictionController
+from .controllers.project_actions import ProjectActions
 from .session import Session
 from .tools import PaintTools
-from .training_controller import TrainingController
+from .controllers.training import TrainingController
 from .view_binder import ViewBinder
-from .warmup import WarmUp
+from .controllers.warmup import WarmUp
 
 log = logging.getLogger(__name__)
 Button = QtWidgets.QMessageBox.StandardButton

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from ..prediction_controller import EXPORTS
+from ..controllers.prediction import EXPORTS
 
 EXPORT_TEXT = {
     "labels": "Predicted labels (NAME_labels.tif)",

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from PySide6 import QtCore
 
-from ..core.errors import UNetStudioError
+from ...core.errors import UNetStudioError
 
 log = logging.getLogger(__name__)
 

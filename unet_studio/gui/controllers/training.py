@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore
 
-from ..core.errors import DataError
-from .session import Session
+from ...core.errors import DataError
+from ..session import Session
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
 
@@ -115,10 +115,10 @@ class TrainingController(QtCore.QObject):
         self._model_written = False
 
         def run() -> Iterator:
-            from ..core.io import stack as io
-            from ..core import presets
-            from ..core.train import loop as training
-            from ..core.train.data import TrainingSet
+            from ...core.io import stack as io
+            from ...core import presets
+            from ...core.train import loop as training
+            from ...core.train.data import TrainingSet
 
             images, labels, stacks = [], [], {}
             try:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from ..core.project import folder as proj
-from ..core.project import recovery as recovery
-from ..core.errors import UNetStudioError
+from ...core.project import folder as proj
+from ...core.project import recovery as recovery
+from ...core.errors import UNetStudioError
 
 Button = QtWidgets.QMessageBox.StandardButton
 IMAGE_FILTER = "Images (*.tif *.tiff *.png *.jpg *.jpeg *.bmp);;All files (*)"
@@ -30,7 +30,7 @@ class ProjectActions(QtCore.QObject):
         self.overlay_panel, self.prompts, self.parent_widget = overlay_panel, prompts, parent_widget
 
     def open_image(self, path: Path) -> None:
-        from ..core.io import stack as io
+        from ...core.io import stack as io
 
         try:
             self.session.open_image(path)

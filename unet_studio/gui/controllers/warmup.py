@@ -32,10 +32,10 @@ def warm_up() -> bool:
     """Import the compute modules and exercise them on a 32x32 image; False when that failed."""
     started = time.perf_counter()
     try:
-        from ..core.predict import tiled as inference
-        from ..core.train import loop as training
-        from ..core.config import InferConfig, ModelConfig, TrainConfig
-        from ..core.train.data import TrainingSet
+        from ...core.predict import tiled as inference
+        from ...core.train import loop as training
+        from ...core.config import InferConfig, ModelConfig, TrainConfig
+        from ...core.train.data import TrainingSet
 
         rng = np.random.default_rng(0)
         image = rng.random((1, 32, 32), dtype=np.float32)
@@ -50,7 +50,7 @@ def warm_up() -> bool:
                                    num_threads=gui_compute_threads())
         for _ in training.train(dataset, model_config, train_config):
             pass
-        from ..core.model.unet import UNet
+        from ...core.model.unet import UNet
 
         net = UNet.from_config(model_config)
         net.eval()

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from ..core.io.atomic import check_writable, describe_write_error
-from ..core.errors import ImageWriteError, ModelFileError
-from .session import Session
+from ...core.io.atomic import check_writable, describe_write_error
+from ...core.errors import ImageWriteError, ModelFileError
+from ..session import Session
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
 
@@ -46,8 +46,8 @@ class _Result:
 
 
 def _load_model(model_dir: Path, n_classes: int):
-    from ..core.model.checkpoint import load_model
-    from ..core.device import configure_cpu_threads, select_device
+    from ...core.model.checkpoint import load_model
+    from ...core.device import configure_cpu_threads, select_device
 
     device = select_device("auto")
     if device.type == "cpu":
@@ -62,8 +62,8 @@ def _load_model(model_dir: Path, n_classes: int):
 
 def _predict_slices(model, info, stack, slices, progress_base, total, tta: bool = False):
     """Yield _Step and (slice index, (K, Y, X) float32) for each slice of ``stack``."""
-    from ..core.config import InferConfig
-    from ..core.predict.tiled import iter_predict, make_normalizer
+    from ...core.config import InferConfig
+    from ...core.predict.tiled import iter_predict, make_normalizer
 
     normalize = make_normalizer(info.normalization)
     for n, slice_index in enumerate(slices):
@@ -123,7 +123,7 @@ class PredictionController(QtCore.QObject):
         total = sum(len(slices) for _, _, slices in jobs)
 
         def run() -> Iterator:
-            from ..core.io import stack as io
+            from ...core.io import stack as io
 
             model, info = _load_model(model_dir, n_classes)
             base = 0
@@ -133,7 +133,7 @@ class PredictionController(QtCore.QObject):
                         if isinstance(item, _Step):
                             yield item
                         else:
-                            from ..core.predict.tiled import probabilities_to_uint8
+                            from ...core.predict.tiled import probabilities_to_uint8
 
                             yield _Result(image_index, item[0], probabilities_to_uint8(item[1]))
                 base += len(slices)
@@ -170,9 +170,9 @@ class PredictionController(QtCore.QObject):
         check_writable(folder, "the export folder")  # a read-only folder: say so now, not after predicting
 
         def run() -> Iterator:
-            from ..core.io import stack as io
-            from ..core.predict import postprocess as post
-            from ..core.predict.tiled import probabilities_to_labels
+            from ...core.io import stack as io
+            from ...core.predict import postprocess as post
+            from ...core.predict.tiled import probabilities_to_labels
 
             model = info = None
             base = 0
