@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
 #: Opt-in benchmarks: not in the default or quick set, run with ``--only NAME`` (long runs).
 OPT_IN: dict[str, str] = {
     "soak": "bench.soak:run",
+    "generalization": "bench.generalization:run",
 }
 #: Benchmarks that exist for testing the runner only (run with ``--only``).
 HIDDEN: dict[str, str] = {

@@ -31,8 +31,8 @@ from bench import (BENCHMARKS, HEADLINE_KEYS, HIDDEN, OPT_IN, TARGETS, BenchResu
 
 #: Per-benchmark time limits in seconds (quick, full).
 TIME_LIMITS = {"train": (300, 900), "infer": (300, 1200), "paint": (150, 400), "stall": (180, 500),
-               "startup": (120, 300), "scribbles": (360, 900), "soak": (600, 2700), "selftest": (60, 60),
-               "selftest_fail": (60, 60)}
+               "startup": (120, 300), "scribbles": (360, 900), "soak": (600, 2700), "generalization": (900, 5400),
+               "selftest": (60, 60), "selftest_fail": (60, 60)}
 
 
 def _registry() -> dict[str, str]:

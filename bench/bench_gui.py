@@ -332,6 +332,8 @@ def measure_training_stall(app, window, seconds: float) -> dict:
     """
     from PySide6 import QtCore
 
+    from unet_studio.gui.controllers.training_request import TrainingRequest
+
     recorder = TickRecorder()
     controller = window.training
     progress: list = []
@@ -342,7 +344,7 @@ def measure_training_stall(app, window, seconds: float) -> dict:
     recorder.start()
     watcher.start()
     pressed = time.perf_counter()
-    controller.start({"preset": "fast", "time_limit_s": seconds + 60, "continue_training": False})
+    controller.start(TrainingRequest("fast", time_limit_s=seconds + 60))
     QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
     recorder.stop()

@@ -169,17 +169,33 @@ def our_loop(images, labels, model_config, train_config):
     return train(dataset, model_config, config, out_dir=None)
 
 
-def _timed_round(generator, steps: int | None = None, seconds: float | None = None) -> tuple[int, float]:
-    """Advance ``generator`` by ``steps`` steps, or by whole steps until ``seconds`` have passed (at
-    least one); return (steps, seconds)."""
-    start = time.perf_counter()
-    done = 0
-    while True:
-        next(generator)
-        done += 1
+class _StepCounter:
+    """Seconds per training step from a generator that may yield once every several steps.
+
+    Our training generator yields every step on the CPU but every 10 steps on a GPU (each yield needs the
+    loss on the host, a synchronisation); its progress objects carry the step count, the plain loop
+    yields once per step.
+    """
+
+    def __init__(self, generator) -> None:
+        self.generator, self.last = generator, None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.generator)
+
+    def timed_step(self) -> float:
+        start = time.perf_counter()
+        item = next(self.generator)
         elapsed = time.perf_counter() - start
-        if (steps is not None and done >= steps) or (seconds is not None and elapsed >= seconds):
-            return done, elapsed
+        step = getattr(item, "step", None)
+        if step is None:
+            return elapsed
+        advanced = step - self.last if self.last is not None else 1
+        self.last = step
+        return elapsed / max(advanced, 1)
 
 
 # ----------------------------------------------------------------------------------------------- FLOPs
@@ -313,15 +329,18 @@ def run(quick: bool = False) -> BenchResult:
     plain_gen = plain_loop(images, labels, model_config)
     ours_t, plain_t = [], []
     try:
-        _timed_round(ours_gen, warmup)
+        ours_steps, plain_steps = _StepCounter(ours_gen), _StepCounter(plain_gen)
+        for _ in range(warmup):
+            ours_steps.timed_step()
         threads_ours = torch.get_num_threads()
-        _timed_round(plain_gen, warmup)
+        for _ in range(warmup):
+            plain_steps.timed_step()
         start = time.perf_counter()
         i = 0
         while time.perf_counter() - start < budget_s or min(len(ours_t), len(plain_t)) < 4:
-            pair = [(ours_gen, ours_t), (plain_gen, plain_t)]
-            for generator, record in (pair if i % 2 == 0 else pair[::-1]):
-                record.append(_timed_round(generator, 1)[1])
+            pair = [(ours_steps, ours_t), (plain_steps, plain_t)]
+            for counter, record in (pair if i % 2 == 0 else pair[::-1]):
+                record.append(counter.timed_step())
             i += 1
     finally:
         ours_gen.close()

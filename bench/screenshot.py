@@ -73,6 +73,7 @@ def main() -> int:
     os.environ.setdefault("UNET_STUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="unet-studio-shot-"))
     from PySide6 import QtWidgets
 
+    from unet_studio.gui.controllers.training_request import TrainingRequest
     from unet_studio.gui.main_window import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
@@ -84,7 +85,7 @@ def main() -> int:
     session.rename_class(0, "cell interior")
     session.rename_class(1, "membrane")
     session.set_slice_labels(_scribbles(DATA / "isbi2012" / "labels" / f"{args.image}.tif"))
-    window.training_panel.set_settings({"preset": "fast", "time_limit_s": args.seconds, "epochs": 200})
+    window.training_panel.set_settings(TrainingRequest("fast", time_limit_s=args.seconds, epochs=200))
     finished = []
     window.training.finished.connect(lambda written: finished.append(written))
     window.training_panel.train_button.click()
@@ -95,9 +96,7 @@ def main() -> int:
     if window.last_error:
         print("error:", window.last_error, file=sys.stderr)
         return 1
-    window.overlay_panel.set_state({"prediction_class": 1, "prediction_opacity": 0.6, "label_opacity": 0.8})
-    window.binder._on_prediction_class(1)
-    window.canvas.set_prediction_opacity(0.6)
+    window.view_state.update(prediction_class=1, prediction_opacity=0.6, label_opacity=0.8)
     window.canvas.set_label_opacity(0.8)
     window.binder._on_cursor(188, 301)  # what the status bar shows with the cursor on a pixel
     for _ in range(20):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.soak_cycles import SoakCheckError, SoakSettings, input_files, isbi_root, scribbles, stroke_path
+from unet_studio.gui.controllers.training_request import TrainingRequest
 
 
 def _pump(app, seconds: float, until=None) -> bool:
@@ -113,8 +114,8 @@ class GuiSession:
         # Train, with a stroke while it runs; Stop (or the time limit every fourth cycle).
         ends_itself = index % 4 == 3
         limit = settings.train_seconds if ends_itself else settings.train_seconds * 10
-        window.training.start({"preset": "fast", "time_limit_s": limit,
-                               "continue_training": index % 2 == 1 and session.model_dir is not None})
+        window.training.start(TrainingRequest("fast", time_limit_s=limit,
+                                              continue_training=index % 2 == 1 and session.model_dir is not None))
         _pump(app, settings.train_seconds / 2)
         edited += self._stroke(image)
         if not ends_itself:

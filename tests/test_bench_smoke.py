@@ -241,3 +241,47 @@ def test_soak_reports_a_side_that_cannot_start(monkeypatch):
     assert report["summaries"]["plain"]["cycles"] == 2
     result = to_result(report)
     assert result.headline["soak_failures"] == 1 and result.headline["soak_memory_growth_pct"] is None
+
+
+def test_generalization_metrics_and_splits():
+    """bench/metrics.py on two touching discs (matched, split, merged: exact DSB AP values), and the
+    generalisation benchmark's fixed splits: train and test disjoint, folds covering dsb2018 once."""
+    from bench import forest, generalization
+    from bench.metrics import DSB_THRESHOLDS, average_precision, match_objects, mean_average_precision, pixel_f1
+
+    yy, xx = np.mgrid[:64, :96]
+    disc_a = (yy - 32) ** 2 + (xx - 30) ** 2 <= 12 ** 2
+    disc_b = (yy - 32) ** 2 + (xx - 55) ** 2 <= 12 ** 2  # the same disc shifted: equal areas, touching
+    assert not (disc_a & disc_b).any() and (disc_a[:, 42] & disc_b[:, 43]).any()
+    truth = disc_a * 1 + disc_b * 2
+    assert list(average_precision(disc_a * 9 + disc_b * 4, truth)) == [1.0] * 10  # matched, ids with gaps
+    merged = (truth > 0).astype(np.int32)  # IoU with either disc exactly 0.5: not a match
+    assert list(average_precision(merged, truth)) == [0.0] * 10 and match_objects(merged, truth) == (0, 1, 2)
+    split = truth.copy()
+    split[disc_a & (xx >= 35)] = 3  # disc A cut into a large left part (id 1) and a small right part
+    share = (disc_a & (xx < 35)).sum() / disc_a.sum()
+    assert 0.5 < share < 0.95 and match_objects(split, truth, 0.5) == (2, 1, 0)
+    expected = [2 / 3 if share > t else 1 / 4 for t in DSB_THRESHOLDS]  # TP/(TP+FP+FN): 2/(2+1+0), 1/(1+2+1)
+    assert np.allclose(average_precision(split, truth), expected) and expected[0] == 2 / 3 and expected[-1] == 1 / 4
+    assert list(mean_average_precision([truth, merged], [truth, truth])) == [0.5] * 10
+    empty = np.zeros_like(truth)
+    assert average_precision(empty, empty)[0] == 1.0 and average_precision(empty, truth)[0] == 0.0
+    assert pixel_f1(merged > 0, truth > 0) == 1.0 and pixel_f1(disc_a, truth > 0) == 2 / 3
+    assert pixel_f1(empty > 0, empty > 0) == 1.0
+    speck = disc_a.copy()
+    speck[0:2, 0:2] = True  # 4 pixels: under the forest's minimum object size
+    assert forest.objects(speck).max() == 1 and (forest.objects(speck) == 1).sum() == disc_a.sum()
+
+    isbi_train, isbi_test = generalization.isbi_split()
+    assert not set(isbi_train) & set(isbi_test) and len(isbi_test) == 10
+    tests = []
+    for fold in range(3):
+        train, test = generalization.dsb_split(fold)
+        assert not set(train) & set(test) and len(train) == 40 and len(test) == 20
+        tests += test
+    assert sorted(tests) == generalization.names(0, 60)  # each image is tested in exactly one fold
+    for test_set in generalization.plan(generalization.DATASETS, (0, 1, 2)):
+        if test_set.folder == test_set.training.folder:
+            assert not set(test_set.stems) & set(test_set.training.stems), test_set
+    assert "generalization" in bench.OPT_IN and "generalization" in runner.TIME_LIMITS
+    assert "generalization" not in runner.parse_args(["--quick"]).names

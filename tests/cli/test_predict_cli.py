@@ -120,24 +120,7 @@ def test_unreadable_file_is_reported_and_the_others_go_on(tmp_path, images, mode
     assert "2 of 5 images predicted" in err
 
 
-def test_failure_mid_image_leaves_no_partial_outputs(tmp_path, images, model_dir, capsys, monkeypatch):
-    from unet_studio.core.predict import tiled as inference
-
-    calls = {"n": 0}
-    real = inference._TiledPredictor._forward
-
-    def fail_on_third_batch(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise inference.InferenceError("simulated failure in the middle of a stack")
-        return real(self, batch)
-
-    monkeypatch.setattr(inference._TiledPredictor, "_forward", fail_on_third_batch)
-    out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "--model", model_dir, "--images", images / "stack.tif", "--out", out,
-                           "--probabilities", "--instances", "--measure", "--tile-size", "64", "--batch-size", "1")
-    assert code == 2 and "simulated failure" in err  # one image: its failure is the command's error
-    assert list(out.iterdir()) == []  # no half-written file, no temporary left behind
+# A failure in the middle of a stack leaves nothing: tests/core/test_export.py (a predictor that fails).
 
 
 def test_thresholds_and_single_file(tmp_path, model_dir, capsys):

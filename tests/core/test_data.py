@@ -147,3 +147,80 @@ def test_validation_split_holds_out_images_or_tiles():
         assert not train[window].any()
     assert train.sum() == 512 * 512 - 4 * 128 * 128
     assert split_validation(labels, 0.0, rng).val_items == []
+
+
+# ------------------------------------------------------------------------------- pairing (issue 13, case 3)
+
+def _pairs(images, labels):
+    return [(i.name, l.name) for i, l in pair_files(images, labels)]
+
+
+def test_pairing_uses_the_whole_stem(tmp_path):
+    for n in (1, 2, 3):
+        _write(tmp_path / "img", f"cell.{n}.tif", np.zeros((8, 8), np.uint8))
+        _write(tmp_path / "lab", f"cell.{n}.tif" if n < 3 else f"cell.{n}_mask.tif", np.full((8, 8), n, np.uint8))
+    _write(tmp_path / "img", "d.ome.tif", np.zeros((8, 8), np.uint8))
+    _write(tmp_path / "lab", "d_labels.tif", np.zeros((8, 8), np.uint8))
+    assert _pairs(tmp_path / "img", tmp_path / "lab") == [
+        ("cell.1.tif", "cell.1.tif"), ("cell.2.tif", "cell.2.tif"), ("cell.3.tif", "cell.3_mask.tif"),
+        ("d.ome.tif", "d_labels.tif")]
+
+
+def test_letter_case_is_matched_exactly_first_and_never_shared(tmp_path):
+    _write(tmp_path / "img", "A.tif", np.zeros((8, 8), np.uint8))
+    _write(tmp_path / "lab", "a_labels.tif", np.zeros((8, 8), np.uint8))
+    assert _pairs(tmp_path / "img", tmp_path / "lab") == [("A.tif", "a_labels.tif")]  # no exact match: any case
+    _write(tmp_path / "img", "a.tif", np.zeros((8, 8), np.uint8))
+    _write(tmp_path / "lab", "A.tif", np.zeros((8, 8), np.uint8))
+    assert _pairs(tmp_path / "img", tmp_path / "lab") == [("A.tif", "A.tif"), ("a.tif", "a_labels.tif")]
+    (tmp_path / "lab" / "a_labels.tif").unlink()
+    with pytest.raises(DataError, match="a.tif has no label image of its own .* A.tif labels A.tif"):
+        pair_files(tmp_path / "img", tmp_path / "lab")
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (["a.tif"], ["a_labels.tif", "a_mask.tif"], "a.tif matches several label images .*a_labels.tif, a_mask.tif"),
+    (["a.png", "a.tif"], ["a.tif"], "a.png and a.tif both pair with the label image a.tif"),
+])
+def test_ambiguous_pairs_are_refused(tmp_path, images, labels, message):
+    for name in images:
+        _write(tmp_path / "img", name, np.zeros((8, 8), np.uint8))
+    for name in labels:
+        _write(tmp_path / "lab", name, np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=message):
+        pair_files(tmp_path / "img", tmp_path / "lab")
+
+
+def test_one_folder_for_images_and_labels_never_pairs_an_image_with_itself(tmp_path):
+    for name in ("x.tif", "y.tif", "y_labels.tif"):
+        _write(tmp_path / "both", name, np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match="no label image in .* for x.tif"):
+        pair_files(tmp_path / "both", tmp_path / "both")
+    (tmp_path / "both" / "x.tif").unlink()
+    assert _pairs(tmp_path / "both", tmp_path / "both") == [("y.tif", "y_labels.tif")]
+
+
+# ------------------------------------------------------------------ label values that never wrap (case 17)
+
+@pytest.mark.parametrize("value", [2**32, 2**32 + 5, 2**63 + 1, -(2**31) - 1])
+def test_label_values_no_label_image_can_hold_are_refused(value):
+    dtype = np.uint64 if value > 0 else np.int64
+    raw = [np.array([[1, value], [1, 1]], dtype), np.array([[1, 1], [1, 2]], np.uint8)]
+    with pytest.raises(DataError, match=f"holds the value {value}, outside"):
+        map_label_values(raw)
+
+
+def test_large_label_values_keep_their_exact_values():
+    raw = [np.array([[0, 2**32 - 1], [2**31 + 3, 0]], np.uint64), np.array([[0, 7]], np.int16)]
+    mapped, values = map_label_values(raw, unlabelled=0)
+    assert values == [7, 2**31 + 3, 2**32 - 1]  # not rounded through float64, not wrapped
+    np.testing.assert_array_equal(mapped[0], [[0, 3], [2, 0]])
+    np.testing.assert_array_equal(mapped[1], [[0, 1]])
+
+
+def test_training_refuses_labels_of_2_to_the_32_before_it_starts(tmp_path):
+    rng = np.random.default_rng(0)
+    _write(tmp_path / "img", "a.tif", rng.integers(0, 4000, (16, 16)).astype(np.uint16))
+    _write(tmp_path / "lab", "a.tif", np.where(rng.random((16, 16)) > 0.5, 2**32 + 5, 1).astype(np.uint64))
+    with pytest.raises(DataError, match="4294967301"):
+        load_folder(tmp_path / "img", tmp_path / "lab")

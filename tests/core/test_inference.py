@@ -132,60 +132,66 @@ def _oom() -> BaseException:
     return oom("CUDA out of memory. Tried to allocate 2.00 GiB") if oom else RuntimeError("CUDA out of memory")
 
 
-def test_out_of_memory_halves_the_batch_and_carries_on(monkeypatch, odd_image):
+def softmax_of(model: UNet):
+    """The plain predictor: the network and a softmax (what the tiled predictor runs by default)."""
+    return lambda x: torch.softmax(model(x), dim=1)
+
+
+def test_out_of_memory_halves_the_batch_and_carries_on(odd_image):
     model = tiny_net()
     config = InferConfig(tile_size=96, batch_size=4)
     expected = predict_probabilities(model, odd_image, config)
-    real_forward = inference._TiledPredictor._forward
     calls = []
 
-    def failing_forward(self, batch):
-        calls.append(len(batch))
+    def failing_once(x):
+        calls.append(len(x))
         if len(calls) == 1:
             raise _oom()
-        return real_forward(self, batch)
+        return softmax_of(model)(x)
 
-    monkeypatch.setattr(inference._TiledPredictor, "_forward", failing_forward)
-    items = list(iter_predict(model, odd_image, config))
+    items = list(iter_predict(model, odd_image, config, predictor=failing_once))
     assert calls[0] == 4 and max(calls[1:]) == 2
     assert items[-1].batch_size == 2
     np.testing.assert_allclose(items[-1].result, expected, atol=1e-5)
 
 
-def test_out_of_memory_with_batch_one_halves_the_tile(monkeypatch, odd_image):
+def test_out_of_memory_with_batch_one_halves_the_tile(odd_image):
     model = tiny_net()
-    real_forward = inference._TiledPredictor._forward
     seen = []
 
-    def forward_small_only(self, batch):
-        seen.append(batch.shape[-1])
-        if batch.shape[-1] > 64:
+    def small_tiles_only(x):
+        seen.append(x.shape[-1])
+        if x.shape[-1] > 64:
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
-        return real_forward(self, batch)
+        return softmax_of(model)(x)
 
-    monkeypatch.setattr(inference._TiledPredictor, "_forward", forward_small_only)
     config = InferConfig(tile_size=160, batch_size=1)
-    items = list(iter_predict(model, odd_image, config))
+    items = list(iter_predict(model, odd_image, config, predictor=small_tiles_only))
     assert seen[0] > 64 and max(items[-1].tile_shape) <= 64
     assert np.abs(items[-1].result - whole_image(model, odd_image, config)).max() < 1e-4
 
 
-def test_out_of_memory_at_the_smallest_tile_is_reported(monkeypatch, odd_image):
-    def always_oom(self, batch):
+def test_out_of_memory_at_the_smallest_tile_is_reported(odd_image):
+    def always_oom(x):
         raise _oom()
 
-    monkeypatch.setattr(inference._TiledPredictor, "_forward", always_oom)
     with pytest.raises(InferenceError, match="out of memory"):
-        predict_probabilities(tiny_net(), odd_image, InferConfig(tile_size=128, batch_size=2))
+        predict_probabilities(tiny_net(), odd_image, InferConfig(tile_size=128, batch_size=2), always_oom)
 
 
-def test_other_errors_are_not_swallowed(monkeypatch, odd_image):
-    def broken(self, batch):
+def test_other_errors_are_not_swallowed(odd_image):
+    def broken(x):
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(inference._TiledPredictor, "_forward", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        predict_probabilities(tiny_net(), odd_image, InferConfig(tile_size=96))
+        predict_probabilities(tiny_net(), odd_image, InferConfig(tile_size=96), broken)
+
+
+def test_the_default_predictor_is_the_network_and_a_softmax(odd_image):
+    model = tiny_net()
+    config = InferConfig(tile_size=96)
+    np.testing.assert_allclose(predict_probabilities(model, odd_image, config),
+                               predict_probabilities(model, odd_image, config, softmax_of(model)), atol=1e-5)
 
 
 def test_progress_per_batch_and_cancel(odd_image):
@@ -313,26 +319,26 @@ def test_normalizer_from_model_info():
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_test_time_augmentation_maps_each_view_back(monkeypatch, padding):
+def test_test_time_augmentation_maps_each_view_back(padding):
     """With a per-pixel "network", every view mapped back lands on the pixels it came from: TTA == plain."""
     views = []
+    net = tiny_net(padding=padding)
 
-    def pointwise(self, x):  # softmax of (x, 2x, -x): a function of each pixel's own value only
+    def pointwise(x):  # softmax of (x, 2x, -x): a function of each pixel's own value only
         views.append(x.clone())
         logits = torch.cat([x, 2 * x, -x], dim=1)
-        if self.mc.padding == "valid":
-            margin = context_margin(self.mc.depth, "valid")
+        if padding == "valid":
+            margin = context_margin(net.config.depth, "valid")
             logits = logits[..., margin:-margin, margin:-margin]
         return torch.softmax(logits, dim=1)
 
-    monkeypatch.setattr(inference._TiledPredictor, "_softmax", pointwise)
     net = tiny_net(padding=padding)
     image = np.random.default_rng(5).normal(size=(1, 61, 47)).astype(np.float32)
     config = InferConfig(tile_size=64 if padding == "same" else 92)
-    plain = predict_probabilities(net, image, config)
+    plain = predict_probabilities(net, image, config, pointwise)
     n_plain = len(views)
     views.clear()
-    got = predict_probabilities(net, image, config.replace(tta=True))
+    got = predict_probabilities(net, image, config.replace(tta=True), pointwise)
     assert len(views) == 8 * n_plain
     first = views[0][0, 0].numpy()
     seen = {tuple(np.round(v[0, 0].numpy(), 5).ravel()[:50]) for v in views[:8]}

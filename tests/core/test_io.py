@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from unet_studio.core.io import stack as io
+from unet_studio.core import io
 from unet_studio.core.errors import ImageReadError, ImageWriteError
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from unet_studio.core.io import stack as io
+from unet_studio.core import io
 from unet_studio.core.errors import ImageReadError, UNetStudioError
 
 
@@ -185,9 +186,124 @@ def test_asarray_of_an_image_larger_than_memory_says_so(tmp_path, monkeypatch):
         raise MemoryError
 
     with io.read_image(path) as stack:
-        monkeypatch.setattr(io.np, "empty", no_memory)
+        monkeypatch.setattr(np, "empty", no_memory)
         with pytest.raises(ImageReadError, match="GiB, more memory than is free") as caught:
             stack.asarray()
         monkeypatch.undo()
         assert stack.get_slice(5).shape == (1, 48, 64)  # slice by slice still works
     assert str(path) in str(caught.value)
+
+
+# --- OME-TIFFs that name other files (issue 13, cases 10 and 11) ----------------------------------------
+
+_OWN_UUID = "urn:uuid:11111111-1111-1111-1111-111111111111"
+
+
+def _ome_naming(path, other_name, other_uuid="urn:uuid:22222222-2222-2222-2222-222222222222"):
+    """A 2-plane OME-TIFF at ``path`` whose second plane is in the file its XML names ``other_name``."""
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" UUID="{_OWN_UUID}">
+<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="8" SizeY="8"
+ SizeZ="2" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>
+<TiffData FirstZ="0" IFD="0" PlaneCount="1"><UUID FileName="{path.name}">{_OWN_UUID}</UUID></TiffData>
+<TiffData FirstZ="1" IFD="0" PlaneCount="1"><UUID FileName="{other_name}">{other_uuid}</UUID></TiffData>
+</Pixels></Image></OME>"""
+    tifffile.imwrite(path, np.full((8, 8), 7, np.uint8), description=xml, metadata=None)
+    return path
+
+
+def _outside_tif(tmp_path):
+    tifffile.imwrite(tmp_path / "secret.tif", np.full((8, 8), 99, np.uint8))
+    return tmp_path / "secret.tif"
+
+
+def _fifo(folder):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("named pipes need a POSIX system")
+    os.mkfifo(folder / "pipe.tif")
+    return "pipe.tif"
+
+
+def _link_outside(folder):
+    (folder / "link.tif").symlink_to(_outside_tif(folder.parent))
+    return "link.tif"
+
+
+OME_NAMES = {
+    "absolute path elsewhere": (lambda folder: str(_outside_tif(folder.parent)), "outside the image's folder"),
+    "parent folder": (lambda folder: (_outside_tif(folder.parent), "../secret.tif")[1], "outside the image's folder"),
+    "/etc/passwd": (lambda folder: "/etc/passwd", "outside the image's folder"),
+    "/dev/stdin": (lambda folder: "/dev/stdin", "outside the image's folder"),
+    "symbolic link out of the folder": (_link_outside, "symbolic link"),
+    "named pipe in the folder": (_fifo, "named pipe"),
+    "a folder": (lambda folder: ((folder / "sub.tif").mkdir(), "sub.tif")[1], "a folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(OME_NAMES))
+def test_ome_tiff_naming_a_file_outside_its_folder_or_not_a_file_is_refused(tmp_path, case):
+    make_name, problem = OME_NAMES[case]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    path = _ome_naming(folder / "evil.ome.tif", make_name(folder))
+    with pytest.raises(ImageReadError) as info:  # a named pipe would block here forever before the fix
+        io.read_image(path)
+    message = str(info.value)
+    assert "evil.ome.tif" in message and problem in message and "one folder" in message
+
+
+def test_multi_file_ome_tiff_with_its_files_side_by_side_is_read(tmp_path):
+    tifffile.imwrite(tmp_path / "part2.tif", np.full((8, 8), 5, np.uint8))
+    path = _ome_naming(tmp_path / "whole.ome.tif", "part2.tif")
+    with io.read_image(path) as stack:
+        assert stack.shape == (2, 1, 8, 8)
+        assert [int(stack.get_slice(i).max()) for i in range(2)] == [7, 5]
+
+
+def test_renamed_single_file_ome_tiff_naming_its_old_name_is_read(tmp_path):
+    """Its UUID elements carry the file's own UUID: nothing else is opened, nothing is refused."""
+    tifffile.imwrite(tmp_path / "old.ome.tif", np.zeros((2, 8, 8), np.uint8), ome=True,
+                     metadata={"axes": "ZYX"})
+    renamed = tmp_path / "new name.ome.tif"
+    os.replace(tmp_path / "old.ome.tif", renamed)
+    with io.read_image(renamed) as stack:
+        assert stack.shape == (2, 1, 8, 8)
+
+
+def test_an_image_path_that_is_a_named_pipe_is_refused_without_blocking(tmp_path):
+    name = _fifo(tmp_path)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        io.read_image(tmp_path / name)
+
+
+# --- smaller ones -----------------------------------------------------------------------------------------
+
+def test_tiff_whose_pages_differ_in_size_reads_the_first_and_warns(tmp_path, caplog):
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros((8, 8), np.uint8), photometric="minisblack", metadata=None)
+        tif.write(np.zeros((16, 4), np.uint8), photometric="minisblack", metadata=None)
+    with caplog.at_level(logging.WARNING, logger="unet_studio.core.io"), io.read_image(path) as stack:
+        assert stack.shape == (1, 1, 8, 8)
+        assert len(stack.warnings) == 1 and "only the first" in stack.warnings[0]
+    assert any(r.levelno == logging.WARNING and "only the first" in r.getMessage() for r in caplog.records)
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    data = np.zeros((20, 40, 3), np.uint8)
+    data[:, :20] = 255  # a wide image, white on its left half
+    img = Image.fromarray(data)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    img.save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    with io.read_image(tmp_path / "portrait.jpg") as stack:
+        assert stack.shape == (1, 3, 40, 20)  # shown upright: tall
+        top = stack.get_slice(0)[0]
+        assert top[:15].mean() > 200 and top[25:].mean() < 50  # the left half turned into the top half
+
+
+def test_a_name_near_the_file_system_limit_is_written_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / ("a" * 240 + "_labels.tif")  # 251 bytes: the temporary name must be shorter
+    io.write_labels(path, np.ones((4, 4), np.uint8))
+    assert io.read_labels(path).sum() == 16
+    assert os.listdir(tmp_path) == [path.name]

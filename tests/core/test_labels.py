@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from unet_studio.core.labels import LabelVolume
+from unet_studio.core.labels import LabelVolume, labels_dtype
 
 
 def disk_reference(shape, y, x, radius):
@@ -201,7 +201,9 @@ def test_stroke_on_another_slice_starts_a_new_item_and_bad_values_raise():
     assert volume.undo()[0] == 1
     assert volume.undo()[0] == 0
     with pytest.raises(ValueError):
-        volume.paint_disk(0, 2, 2, 1, 256)
+        volume.paint_disk(0, 2, 2, 1, 65536)
+    with pytest.raises(ValueError):
+        volume.paint_disk(0, 2, 2, 1, -1)
     with pytest.raises(IndexError):
         volume.paint_disk(2, 2, 2, 1, 1)
 
@@ -216,3 +218,28 @@ def test_construct_from_data_and_dtype():
         LabelVolume()
     with pytest.raises(ValueError):
         LabelVolume(shape=(2, 3), dtype=np.float32)
+
+
+@pytest.mark.parametrize("value", [256, 300, 65535])
+def test_values_above_255_widen_the_volume_and_never_wrap(value):
+    """Issue 13 case 5: class 256 of a project with more than 255 classes is kept, not stored as 0."""
+    volume = LabelVolume(shape=(1, 10, 10))
+    volume.begin_stroke(0)
+    volume.paint_disk(0, 2, 2, 1, 1)
+    volume.paint_disk(0, 6, 6, 1, value)  # in the same stroke: the stroke goes on in the wider dtype
+    volume.end_stroke()
+    assert volume.data.dtype == np.uint16 and volume.data[0, 6, 6] == value and volume.data[0, 2, 2] == 1
+    volume.undo()
+    assert not volume.data.any()
+    volume.redo()
+    assert volume.data[0, 6, 6] == value
+
+
+def test_data_that_does_not_fit_the_dtype_is_refused_not_wrapped():
+    labels = np.array([[0, 256, 300]], np.uint16)
+    assert LabelVolume(data=labels).data.dtype == np.uint16  # the data's own dtype by default
+    with pytest.raises(ValueError, match="do not fit"):
+        LabelVolume(data=labels, dtype=np.uint8)
+    assert labels_dtype(255) == np.uint8 and labels_dtype(256) == np.uint16
+    with pytest.raises(ValueError):
+        labels_dtype(65536)

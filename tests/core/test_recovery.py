@@ -13,13 +13,14 @@ import time
 import numpy as np
 import pytest
 
-from unet_studio.core.project import folder as proj
-from unet_studio.core.project import recovery as recovery
+from unet_studio.core import project as proj
+from unet_studio.core.project import recovery
+from unet_studio.core.project.layout import LOCK_FILE
 
 
 def _lock_of(folder, pid, host=None, start=None) -> None:
     lock = {"pid": pid, "host": host or socket.gethostname(), "start": start, "opened": time.time()}
-    (folder / recovery.LOCK_FILE).write_text(json.dumps(lock))
+    (folder / LOCK_FILE).write_text(json.dumps(lock))
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_claim_and_clean_release(project_folder):
     assert recovery.read_lock(project_folder)["pid"] == os.getpid()
     assert recovery.claim(project_folder) is None  # ours: reopening is not a crash
     recovery.release(project_folder)
-    assert not (project_folder / recovery.LOCK_FILE).exists()
+    assert not (project_folder / LOCK_FILE).exists()
     assert recovery.claim(project_folder) is None
 
 
@@ -65,7 +66,7 @@ def test_lock_of_an_ended_process_is_a_crash_and_its_temporary_files_go(project_
 
 
 def test_lock_of_a_running_process_is_not_a_crash(project_folder, sleeper):
-    _lock_of(project_folder, sleeper.pid, start=recovery._process_start(sleeper.pid))
+    _lock_of(project_folder, sleeper.pid, start=recovery.process_start(sleeper.pid))
     temporary = project_folder / "labels" / ".a_labels.x1y2.tmp.tif"
     temporary.write_bytes(b"being written")
     previous = recovery.claim(project_folder)
@@ -105,3 +106,17 @@ def test_crashed_untitled_projects_newest_first(tmp_path, sleeper):
     proj.save_labels(folders["new"] / "labels" / "a_labels.tif", np.ones((4, 4), np.uint8))
     assert recovery.has_labels(folders["new"])
     assert recovery.crashed_untitled_projects(tmp_path / "absent") == []
+
+
+@pytest.mark.parametrize("lock", [
+    {"pid": 2**63}, {"pid": 2**31}, {"pid": -5}, {"pid": True}, {"pid": 1.5}, {"pid": "x"}, {"pid": None},
+    {"pid": 1, "host": 5}, {"pid": 1, "host": ""}, [1, 2], "\x00garbage{", "x" * 100_000, "[" * 100_000,
+])
+def test_a_damaged_lock_is_a_stale_lock(project_folder, lock):
+    """Issue 13 case 18: a lock with pid 2**63 or garbage is a crashed session's lock, never a crash here."""
+    if isinstance(lock, dict):
+        lock = {"host": socket.gethostname(), **lock}
+    (project_folder / LOCK_FILE).write_text(lock if isinstance(lock, str) else json.dumps(lock))
+    previous = recovery.claim(project_folder)
+    assert previous is None or previous.crashed
+    assert recovery.read_lock(project_folder)["pid"] == os.getpid()  # the project is ours now

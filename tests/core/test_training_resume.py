@@ -11,7 +11,7 @@ from test_training import TINY, _config, _dataset, _run
 
 from unet_studio.core.model.checkpoint import load_model, load_optimizer_state
 from unet_studio.core.model.unet import UNet
-from unet_studio.core.train.loop import train
+from unet_studio.core.train import train
 from unet_studio.core.train.setup import optimizer_tensors, restore_optimizer
 
 
@@ -43,7 +43,7 @@ def _train_then_resume(first, second, source, target, caplog) -> str:
     """Train ``first`` steps into ``source``, resume ``second`` steps into ``target``; return the log."""
     dataset = _dataset()
     _run(dataset, _config(steps_per_epoch=first, eval_every=first // 2), source)
-    with caplog.at_level(logging.INFO, logger="unet_studio.core.train.loop"):
+    with caplog.at_level(logging.INFO, logger="unet_studio.core.train"):
         _run(dataset, _config(steps_per_epoch=second, eval_every=second // 2), target, init_from=source)
     return caplog.text
 

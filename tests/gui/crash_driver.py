@@ -24,6 +24,7 @@ where to look.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -109,8 +110,7 @@ def start_painting(args, log: Log) -> None:
     window = _window()
     log("opened", int(_crash_notice_shown(window)))
     session = window.session
-    session._autosave.setInterval(args.autosave_ms)
-    session.AUTOSAVE_MAX_DELAY_MS = args.max_delay_ms
+    session.autosaver.set_delays(args.autosave_ms, args.max_delay_ms)
     window.painter = Painter(window, log, args.first)
 
 
@@ -133,7 +133,7 @@ def start_training(args, log: Log) -> None:
     window.training.progressed.connect(on_progress)
     window.training.failed.connect(lambda message, _details: log("failed:" + "_".join(message.split()), 0))
     panel = window.training_panel
-    panel.set_settings({"continue_training": args.resume})
+    panel.set_settings(dataclasses.replace(panel.settings(), continue_training=args.resume))
     panel.train_button.click()
 
 

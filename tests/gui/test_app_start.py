@@ -32,26 +32,28 @@ def _env(tmp_path):
     return env
 
 
-def test_opening_an_image_does_not_import_torch(tmp_path, data_dir):
-    image = data_dir / "hela_timelapse" / "hela_02_t10.tif"
-    result = subprocess.run([sys.executable, "-c", CHECK, str(image)], env=_env(tmp_path), capture_output=True,
+def test_opening_an_image_does_not_import_torch(tmp_path, sample_large):
+    result = subprocess.run([sys.executable, "-c", CHECK, str(sample_large)], env=_env(tmp_path), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout
 
 
-@pytest.mark.parametrize("image", ["isbi2012/images/000.tif", "hela_timelapse/hela_02_t10.tif"])
-def test_cold_start_to_a_visible_window(tmp_path, data_dir, image):
+@pytest.mark.parametrize("image", ["sample_512", "sample_large"])
+def test_cold_start_to_a_visible_window(tmp_path, request, image):
     env = _env(tmp_path)
     env["UNET_STUDIO_STARTUP_TIMING"] = "quit"
+    path = request.getfixturevalue(image)
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "unet_studio", str(data_dir / image)], env=env,
+    result = subprocess.run([sys.executable, "-m", "unet_studio", str(path)], env=env,
                             capture_output=True, text=True, timeout=120)
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     assert "window visible after" in result.stderr
     print(f"\ncold start of `unet-studio {image}`: {seconds:.2f} s to a visible window and exit")
-    assert seconds < 6.0  # target 2 s on an idle machine (see the issue); looser here, the machine is shared
+    # How fast is measured by `python -m bench --only startup` against its peers; here only a start that
+    # hangs (a blocked GUI thread, an import that waits on something) fails.
+    assert seconds < 60.0
 
 
 def test_warm_up_runs_in_the_background(window, qtbot):

@@ -29,8 +29,9 @@ from PySide6 import QtWidgets
 
 from crash_driver import stroke_cell
 from gui_helpers import labels_of, mouse_stroke
-from unet_studio.core.project import folder as proj
-from unet_studio.core.project import recovery as recovery
+from unet_studio.core import project as proj
+from unet_studio.core.project import recovery
+from unet_studio.core.project.layout import LABELS_DIR, LOCK_FILE, MODEL_DIR
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -144,7 +145,7 @@ def _paint_round(tmp_path: Path, config_dir: Path, folder: Path, history: PaintH
     args = ["paint", folder, log, "--first", first, "--autosave-ms", AUTOSAVE_MS, "--max-delay-ms", MAX_DELAY_MS]
     if number == 0:
         args += ["--image", history.image]
-    labels_dir = folder / proj.LABELS_DIR
+    labels_dir = folder / LABELS_DIR
     with _child(args, config_dir, stderr) as child:
         opened = _wait_for(child, log, stderr, "opened")
         # From the second round on, the project was left by a killed process: the window says so.
@@ -191,7 +192,7 @@ def _reopen_and_check(window, folder: Path, history: PaintHistory) -> None:
     assert window.open_project(folder)
     assert window.last_error is not None and window.last_error[0] == CRASH_NOTICE
     assert "were restored" in window.last_error[1]
-    assert not _temporary_files(folder / proj.LABELS_DIR), "temporary files of the killed write are left"
+    assert not _temporary_files(folder / LABELS_DIR), "temporary files of the killed write are left"
     assert history.present(window.session.current.labels.data) == history.on_disk
     window.close()
     assert recovery.read_lock(folder) is None  # closed cleanly: no crash notice next time
@@ -217,14 +218,29 @@ def test_kill_while_painting_many_times(window, tmp_path, user_dirs, data_dir):
     print(f"\n{history.kills_while_writing} of {rounds.count('writing')} kills landed inside a write")
 
 
-def test_a_long_drag_is_autosaved_before_it_ends(window, qtbot, tmp_path, data_dir):
+@pytest.fixture
+def sample_copy(tmp_path):
+    """``sample_copy(name)``: the bundled sample image copied as ``images/NAME`` (no shared data needed)."""
+    import shutil
+
+    from unet_studio.resources import sample_image_path
+
+    def copy(name: str) -> Path:
+        path = tmp_path / "images" / name
+        path.parent.mkdir(exist_ok=True)
+        if not path.exists():
+            shutil.copyfile(sample_image_path(), path)
+        return path
+    return copy
+
+
+def test_a_long_drag_is_autosaved_before_it_ends(window, qtbot, tmp_path, sample_copy):
     """A crash in the middle of one long stroke loses only its last moments, not the whole stroke."""
     folder = tmp_path / "dragged"
     assert window.open_project(folder)
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+    window.open_image(sample_copy("000.tif"))
     window.session.save_now()
-    window.session._autosave.setInterval(100)
-    window.session.AUTOSAVE_MAX_DELAY_MS = 300
+    window.session.autosaver.set_delays(100, 300)
     saves = []
     window.session.saved.connect(saves.append)
     tools, deadline, x = window.tools, time.monotonic() + 1.5, 20
@@ -234,7 +250,7 @@ def test_a_long_drag_is_autosaved_before_it_ends(window, qtbot, tmp_path, data_d
         tools.move(100, x)
         qtbot.wait(10)
     assert saves, "no autosave during a 1.5 s drag"
-    on_disk = tifffile.imread(folder / "labels" / "000_labels.tif")
+    on_disk = tifffile.imread(folder / "labels" / "000_labels.tif")[0]  # slice 0 of the sample's two
     assert on_disk[100, 20] == 2 and on_disk[100, 20:x].sum() > 0
     tools.release()
 
@@ -275,7 +291,7 @@ def _train_round(tmp_path, config_dir, folder: Path, number: int, how: str, resu
     """One child: train (continuing the project's model when ``resume``), get killed ``how``; True when
     the kill landed inside a save."""
     log, stderr = tmp_path / f"train-{number}.log", tmp_path / f"train-{number}.stderr"
-    model_dir = folder / proj.MODEL_DIR
+    model_dir = folder / MODEL_DIR
     args = ["train", folder, log] + (["--resume"] if resume else [])
     with _child(args, config_dir, stderr) as child:
         opened = _wait_for(child, log, stderr, "opened")
@@ -304,12 +320,12 @@ def _run_train_rounds(tmp_path, config_dir, data_dir, rounds: list[str]) -> tupl
     infos, inside = [], 0
     for number, how in enumerate(rounds):
         inside += _train_round(tmp_path, config_dir, folder, number, how, resume=number > 0)
-        infos.append(_check_model_folder(folder / proj.MODEL_DIR, earlier=infos[-1] if infos else None))
+        infos.append(_check_model_folder(folder / MODEL_DIR, earlier=infos[-1] if infos else None))
     return folder, infos, inside
 
 
 def _reopen_with_model(window, qtbot, folder: Path) -> None:
-    model_dir = folder / proj.MODEL_DIR
+    model_dir = folder / MODEL_DIR
     assert window.open_project(folder)
     assert window.last_error is not None and window.last_error[0] == CRASH_NOTICE
     assert window.session.model_dir == model_dir
@@ -381,17 +397,17 @@ def _paint_untitled_and_kill(tmp_path, config_dir, image: Path) -> tuple[Path, n
 
 
 def test_untitled_project_of_a_killed_session_is_offered_at_start(monkeypatch, qtbot, tmp_path, user_dirs,
-                                                                  data_dir):
+                                                                  sample_copy):
     from unet_studio.resources import sample_image_path
 
-    image = data_dir / "isbi2012" / "images" / "000.tif"
+    image = sample_copy("000.tif")
     folder, labels = _paint_untitled_and_kill(tmp_path, user_dirs, image)
 
     window, asked, questions = _start_application(monkeypatch, qtbot, {"Recover unsaved labels?": Button.Open})
     assert asked == ["Recover unsaved labels?"]
     assert "000.tif" in questions[0][1] and "autosaved at" in questions[0][1]
     assert window.session.folder == folder.resolve() and window.session.is_untitled
-    np.testing.assert_array_equal(labels_of(window, 0), labels)
+    np.testing.assert_array_equal(labels_of(window, 0), labels.reshape(-1, *labels.shape[-2:])[0])
     assert window.last_error is None  # the question said it all: no second notice
     assert window.session.current.entry.path == image.resolve()
     _close(window, Button.Discard)  # asked "Save the project?": discard
@@ -404,21 +420,21 @@ def test_untitled_project_of_a_killed_session_is_offered_at_start(monkeypatch, q
 
 def _crashed_untitled(window, qtbot, points) -> Path:
     """An untitled project with labels whose session "crashed": its lock names a process that ended."""
-    window.session._autosave.setInterval(50)
+    window.session.autosaver.set_delays(50)
     with qtbot.waitSignal(window.session.saved, timeout=5000):
         mouse_stroke(window, points)
     folder = window.session.folder
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock = json.loads((folder / recovery.LOCK_FILE).read_text())
+    lock = json.loads((folder / LOCK_FILE).read_text())
     lock.update(pid=int(ended.stdout), start=None)
-    (folder / recovery.LOCK_FILE).write_text(json.dumps(lock))
+    (folder / LOCK_FILE).write_text(json.dumps(lock))
     window.session.project.folder = None  # this window lets go of it without cleaning up: as if killed
     window.session.discarded = True
     return folder
 
 
-def test_recovery_choices_discard_and_ignore(window, monkeypatch, qtbot, user_dirs, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "001.tif")
+def test_recovery_choices_discard_and_ignore(window, monkeypatch, qtbot, user_dirs, sample_copy):
+    window.open_image(sample_copy("001.tif"))
     crashed = _crashed_untitled(window, qtbot, [(20, 20), (20, 60)])
     assert [p.folder for p in recovery.crashed_untitled_projects(user_dirs / "untitled")] == [crashed]
 
@@ -431,8 +447,8 @@ def test_recovery_choices_discard_and_ignore(window, monkeypatch, qtbot, user_di
     _close(window, Button.Discard)
 
 
-def test_cleanly_closed_projects_are_not_offered(window, monkeypatch, qtbot, tmp_path, user_dirs, data_dir):
-    image = data_dir / "isbi2012" / "images" / "001.tif"
+def test_cleanly_closed_projects_are_not_offered(window, monkeypatch, qtbot, tmp_path, user_dirs, sample_copy):
+    image = sample_copy("001.tif")
     window.open_image(image)  # untitled, no labels: autosaved (image list only), removed on close
     window.session.save_in_background()
     window.session.wait_for_writer()
@@ -453,14 +469,14 @@ def test_cleanly_closed_projects_are_not_offered(window, monkeypatch, qtbot, tmp
     _close(window, Button.Discard)
 
 
-def test_project_open_in_another_running_session_is_reported(window, tmp_path, data_dir):
+def test_project_open_in_another_running_session_is_reported(window, tmp_path):
     folder = tmp_path / "shared project"
     assert window.open_project(folder)
     window.close()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock = {"pid": other.pid, "host": recovery.socket.gethostname(), "start": None, "opened": time.time()}
-        (folder / recovery.LOCK_FILE).write_text(json.dumps(lock))
+        (folder / LOCK_FILE).write_text(json.dumps(lock))
         (folder / "labels" / ".000_labels.abc.tmp.tif").write_bytes(b"being written by the other one")
         assert window.open_project(folder)
         assert window.last_error[0] == "Project open elsewhere" and str(other.pid) in window.last_error[1]

@@ -8,9 +8,8 @@ import tifffile
 from unet_studio.gui.canvas import COMPOSITE
 
 
-def test_channels_composite_and_contrast(window, tmp_path, data_dir):
-    nuclei = tifffile.imread(data_dir / "dsb2018" / "images" / sorted(p.name for p in (data_dir / "dsb2018" / "images").iterdir())[0])
-    nuclei = nuclei if nuclei.ndim == 2 else nuclei[..., 0]
+def test_channels_composite_and_contrast(window, tmp_path, sample_stack):
+    nuclei = sample_stack[0]
     two = np.stack([nuclei, 255 - nuclei]).astype(np.uint8)
     path = tmp_path / "two channels.tif"
     tifffile.imwrite(path, two, imagej=True, metadata={"axes": "CYX"})
@@ -31,12 +30,12 @@ def test_channels_composite_and_contrast(window, tmp_path, data_dir):
     assert wide[0] <= narrow[0] and narrow[1] <= wide[1] and narrow != wide
 
 
-def test_status_bar_shows_value_and_class_under_the_cursor(window, data_dir):
+def test_status_bar_shows_value_and_class_under_the_cursor(window, sample_512):
     from gui_helpers import mouse_stroke
 
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+    window.open_image(sample_512)
     mouse_stroke(window, [(40, 40)])
-    raw = tifffile.imread(data_dir / "isbi2012" / "images" / "000.tif")
+    raw = tifffile.imread(sample_512)
     window.canvas.cursor_moved.emit(40, 40)
     text = window.cursor_label.text()
     assert f"value {raw[40, 40]}" in text and "label foreground" in text

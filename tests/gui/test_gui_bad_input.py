@@ -38,6 +38,7 @@ from fs_helpers import refuse_writes_under as _refuse_writes_under
 from gui_helpers import labels_of, mouse_stroke
 
 from unet_studio.core.io import stack as core_io
+from unet_studio.gui.controllers.training_request import TrainingRequest
 
 SIZE = 256
 
@@ -277,6 +278,17 @@ def test_nan_and_constant_images_are_shown_with_a_notice(window, tmp_path):
         _still_usable_and_saved(window, labels_of(window).copy())
 
 
+def test_a_tiff_whose_pages_differ_in_size_is_shown_with_the_readers_notice(window, tmp_path):
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(_image(tmp_path / "a.tif") and tifffile.imread(tmp_path / "a.tif"), metadata=None)
+        tif.write(np.zeros((16, 4), np.uint16), metadata=None)
+    window.last_error = None
+    window.open_image(path)
+    _message(window, "Check this image", "mixed.tif", "holds 2 images", "only the first")
+    assert window.canvas.raw_item.image.shape == (SIZE, SIZE)
+
+
 # ----------------------------------------------------------------------------------------------- models
 
 
@@ -329,7 +341,7 @@ def test_broken_or_unfitting_model_is_reported_and_nothing_lost(window, painted,
     _paint(window, 100)
     window.last_error = None
     with qtbot.waitSignal(window.training.finished, timeout=60000):
-        window.training.start({"continue_training": True})
+        window.training.start(TrainingRequest(continue_training=True))
     _message(window, "Training failed", r"written by a newer UNet Studio", r"upgrade UNet Studio")
     # A 1-channel model and an RGB image.
     _save_model(window)

@@ -8,8 +8,8 @@ from PySide6.QtTest import QTest
 from gui_helpers import labels_of, mouse_stroke
 
 
-def test_open_real_image_shows_it(window, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+def test_open_real_image_shows_it(window, sample_512):
+    window.open_image(sample_512)
     assert window.last_error is None
     assert window.session.current.labels.shape == (1, 512, 512)
     assert window.canvas.raw_item.image.shape == (512, 512)
@@ -19,8 +19,8 @@ def test_open_real_image_shows_it(window, data_dir):
     assert lo < hi
 
 
-def test_mouse_stroke_paints_without_gaps(window, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+def test_mouse_stroke_paints_without_gaps(window, sample_512):
+    window.open_image(sample_512)
     window.tools.set_brush_size(3)
     window.session.set_active_class(1)
     # Two far-apart mouse positions: the stroke must fill the segment between them.
@@ -31,16 +31,16 @@ def test_mouse_stroke_paints_without_gaps(window, data_dir):
     assert window.session.current.labels.can_undo
 
 
-def test_pan_with_ctrl_drag_does_not_paint(window, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+def test_pan_with_ctrl_drag_does_not_paint(window, sample_512):
+    window.open_image(sample_512)
     before = window.canvas.viewbox.viewRange()
     mouse_stroke(window, [(200, 200), (200, 260), (200, 320)], modifier=QtCore.Qt.KeyboardModifier.ControlModifier)
     assert labels_of(window).max() == 0
     assert window.canvas.viewbox.viewRange() != before
 
 
-def test_eraser_fill_and_picker_from_keyboard(window, qtbot, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+def test_eraser_fill_and_picker_from_keyboard(window, qtbot, sample_512):
+    window.open_image(sample_512)
     window.activateWindow()
     window.tools.set_brush_size(9)
     window.session.set_active_class(0)
@@ -65,8 +65,8 @@ def test_eraser_fill_and_picker_from_keyboard(window, qtbot, data_dir):
     assert window.classes_panel.list.currentRow() == 1
 
 
-def test_number_keys_and_brackets(window, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+def test_number_keys_and_brackets(window, sample_512):
+    window.open_image(sample_512)
     window.session.add_class("mitochondria")
     window.activateWindow()
     QTest.keyClick(window, QtCore.Qt.Key.Key_1)
@@ -84,31 +84,31 @@ def test_number_keys_and_brackets(window, data_dir):
     assert labels_of(window)[10, 10] == 3
 
 
-def test_undo_redo_across_slice_change(window, qtbot, data_dir):
-    window.open_image(data_dir / "hela_timelapse" / "hela_02_t10.tif")
+def test_undo_redo_across_slice_change(window, qtbot, sample):
+    window.open_image(sample)
     session = window.session
-    assert session.current.n_slices == 10 and window.canvas.slider_widget.isVisible()
+    assert session.current.n_slices == 2 and window.canvas.slider_widget.isVisible()
     window.tools.set_brush_size(5)
     mouse_stroke(window, [(100, 100), (100, 200)])
-    window.canvas.slider.setValue(6)  # the person drags the slice slider
-    assert session.current_slice == 6
-    mouse_stroke(window, [(300, 300), (320, 400)])
+    window.canvas.slider.setValue(1)  # the person drags the slice slider
+    assert session.current_slice == 1
+    mouse_stroke(window, [(150, 150), (170, 200)])
     data = session.current.labels.data
-    assert data[0].any() and data[6].any()
+    assert data[0].any() and data[1].any()
     window.activateWindow()
     QTest.keySequence(window, "Ctrl+Z")
-    assert not data[6].any() and data[0].any() and session.current_slice == 6
+    assert not data[1].any() and data[0].any() and session.current_slice == 1
     QTest.keySequence(window, "Ctrl+Z")
     assert not data[0].any()
     assert session.current_slice == 0 and window.canvas.slider.value() == 0  # undo shows its slice
     QTest.keySequence(window, "Ctrl+Shift+Z")
-    assert data[0].any() and not data[6].any()
+    assert data[0].any() and not data[1].any()
     QTest.keySequence(window, "Ctrl+Shift+Z")
-    assert data[6].any() and session.current_slice == 6
+    assert data[1].any() and session.current_slice == 1
 
 
-def test_only_touched_label_tiles_are_rendered(window, data_dir):
-    window.open_image(data_dir / "hela_timelapse" / "hela_02_t10.tif")  # 700 x 1100: 3 x 5 tiles
+def test_only_touched_label_tiles_are_rendered(window, sample_large):
+    window.open_image(sample_large)  # 700 x 1100: 3 x 5 tiles
     canvas = window.canvas
     assert len(canvas.label_tiles) == 15
     rendered = []
@@ -129,15 +129,15 @@ def test_only_touched_label_tiles_are_rendered(window, data_dir):
     assert canvas.label_tiles[(0, 0)].lut is not None and len(canvas.label_tiles[(0, 0)].lut) <= 256
 
 
-def test_classes_add_rename_recolour_delete(window, data_dir):
-    window.open_image(data_dir / "isbi2012" / "images" / "000.tif")
+def test_classes_add_rename_recolour_delete(window, sample_512):
+    window.open_image(sample_512)
     panel, session = window.classes_panel, window.session
     panel.add_button.click()
     assert [c.name for c in session.classes] == ["background", "foreground", "class 3"]
     panel.list.item(2).setText("mitochondria")
     assert session.classes[2].name == "mitochondria"
     session.recolor_class(2, "#00ff00")
-    assert tuple(window.canvas._label_lut[3, :3]) == (0, 255, 0)
+    assert tuple(window.canvas.label_tiles[(0, 0)].lut[3, :3]) == (0, 255, 0)
     session.set_active_class(2)
     mouse_stroke(window, [(20, 20)])
     session.set_active_class(1)
@@ -148,3 +148,25 @@ def test_classes_add_rename_recolour_delete(window, data_dir):
     labels = labels_of(window)
     assert labels[20, 20] == 2 and labels[60, 60] == 1
     assert window.overlay_panel.class_combo.count() == 2
+
+
+def test_painting_on_hidden_labels_shows_them(window, sample_512):
+    """Issue 17, item 5: a dab on hidden labels was invisible; now the labels come back, and the window says so."""
+    window.open_image(sample_512)
+    window.overlay_panel.labels_visible_check.setChecked(False)
+    assert not any(tile.isVisible() for tile in window.canvas.label_tiles.values())
+    mouse_stroke(window, [(60, 60), (60, 90)])
+    assert labels_of(window)[60, 75] == window.session.active_class + 1
+    assert window.view_state.labels_visible and window.overlay_panel.labels_visible_check.isChecked()
+    assert all(tile.isVisible() for tile in window.canvas.label_tiles.values())
+    assert "Labels were hidden" in window.statusBar().currentMessage()
+
+
+def test_no_unsaved_mark_at_start_up(window, sample):
+    """Issue 17, item 10: the sample opened at start-up put a "*" in the title with nothing done."""
+    window.open_image(sample)  # what `unet-studio` without arguments does
+    assert not window.windowTitle().endswith("*")
+    mouse_stroke(window, [(40, 40)])
+    assert window.windowTitle().endswith("*")
+    window.session.undo()  # the project still changed since it was saved
+    assert window.windowTitle().endswith("*")

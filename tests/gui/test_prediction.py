@@ -92,7 +92,7 @@ def test_overlay_modes_opacity_and_threshold(window, data_dir):
     probs[0] = 1 - probs[1]
     window.session.set_probabilities(0, 0, probs)
     panel, item = window.overlay_panel, window.canvas.prediction_item
-    assert panel.prediction_mode() == "probability" and panel.prediction_class() == 1
+    assert window.view_state.prediction_mode == "probability" and window.view_state.prediction_class == 1
     np.testing.assert_array_equal(item.image[0, :2], [round(0.3 * 255)] * 2)
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("argmax"))
     assert item.image[0, 0] == 1 and item.image[0, 300] == 2
@@ -143,3 +143,69 @@ def test_predict_without_a_model_says_so(window, data_dir):
     window.overlay_panel.predict_all_button.click()
     assert not window.prediction.is_running()
     assert "no model" in window.last_error[1]
+
+
+def _threshold_model(window) -> None:
+    """A tiny U-Net (base 4) built in place: its foreground logit is 20 * (x - 0.5) of the normalised input,
+    so it finds the bright nuclei of the bundled sample without training."""
+    import torch
+
+    from unet_studio.core.model import ModelInfo, UNet, save_model
+
+    net = UNet(in_channels=1, n_classes=2, base_channels=4, depth=3)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.zero_()
+        for conv in (net.down[0][0], net.down[0][3], net.up[-1].conv[0], net.up[-1].conv[3]):
+            conv.weight[0, 0, 1, 1] = 1.0
+        net.head.weight[1, 0] = 20.0
+        net.head.bias[1] = -10.0
+    info = ModelInfo(net.config, [1, 2], [c.name for c in window.session.classes],
+                     {"method": "percentile", "low": 1.0, "high": 99.8})
+    window.session.ensure_folder()
+    save_model(window.session.project.model_dir, net.eval(), info)
+    window.session.notify_model_changed()
+
+
+def test_cli_and_file_export_write_the_same_bytes(window, qtbot, tmp_path, sample_stack):
+    import subprocess
+    import sys
+
+    image = tmp_path / "nuclei.tif"
+    tifffile.imwrite(image, sample_stack, imagej=True, metadata={"axes": "ZYX"})
+    window.open_project(tmp_path / "project")
+    window.open_image(image)
+    _threshold_model(window)
+    gui_out, cli_out = tmp_path / "gui", tmp_path / "cli"
+    with qtbot.waitSignal(window.prediction.finished, timeout=120000):
+        window.actions.export(gui_out, {"labels", "probabilities", "instances", "measurements"}, "image")
+    assert window.last_error is None
+    result = subprocess.run([sys.executable, "-m", "unet_studio", "predict", "--model",
+                             str(window.session.model_dir), "--images", str(image), "--out", str(cli_out),
+                             "--probabilities", "--instances", "--measure"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in gui_out.iterdir())
+    assert names == sorted(p.name for p in cli_out.iterdir()) == [
+        "nuclei_instances.tif", "nuclei_labels.tif", "nuclei_measurements.csv", "nuclei_probabilities.tif"]
+    for name in names:
+        assert (gui_out / name).read_bytes() == (cli_out / name).read_bytes(), name
+    instances = tifffile.imread(gui_out / "nuclei_instances.tif")
+    assert instances.shape == (2, 256, 256) and instances.max() > 5  # objects of the foreground class
+
+
+def test_export_of_a_time_lapse_keeps_its_frames(window, qtbot, tmp_path, sample_stack):
+    image = tmp_path / "movie.tif"
+    tifffile.imwrite(image, sample_stack, imagej=True, metadata={"axes": "TYX", "unit": "um"}, resolution=(2.0, 2.0))
+    window.open_project(tmp_path / "project")
+    window.open_image(image)
+    _threshold_model(window)
+    out = tmp_path / "export"
+    with qtbot.waitSignal(window.prediction.finished, timeout=120000):
+        window.actions.export(out, {"labels", "probabilities", "instances", "annotations"}, "image")
+    assert window.last_error is None
+    for name in ("labels", "probabilities", "instances", "annotations"):
+        with tifffile.TiffFile(out / f"movie_{name}.tif") as tif:
+            meta = tif.imagej_metadata
+            assert meta.get("frames") == 2 and "slices" not in meta, (name, meta)
+            assert tif.pages[0].tags["XResolution"].value == (2, 1), name

@@ -3,15 +3,20 @@
 Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``; the
 modules are imported only when their command runs, so ``unet-studio --help`` and the application start
 stay fast. Errors meant for the person (:class:`UNetStudioError`) print one line on stderr and exit
-non-zero; ``--debug`` shows the traceback.
+non-zero; ``--debug`` shows the traceback. SIGTERM and SIGHUP (a cluster scheduler, ``timeout``, a closed
+terminal) stop a command as Ctrl-C does: training saves its best model, prediction removes its temporary
+files; the exit status is 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import contextlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .. import __version__
@@ -64,10 +69,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(_OneLineFormatter(parser.prog))
-        # tifffile logs what it finds odd in a damaged file; the error that follows says it for the person.
-        handler.addFilter(lambda record: record.levelno >= logging.ERROR or not record.name.startswith("tifffile"))
+        # tifffile logs what it finds odd in a file (at ERROR level even where it reads the file well, e.g.
+        # blocked OME XML): a file that fails gets its own message from us, one that succeeds needs none.
+        handler.addFilter(lambda record: record.levelno >= logging.CRITICAL or not record.name.startswith("tifffile"))
         logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    return _guarded(runner, args, parser.prog)
+    with _signals_interrupt():
+        return _guarded(runner, args, parser.prog)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal other than SIGINT: handled wherever Ctrl-C is, exit status 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread while a command runs (then the
+    handlers before are restored), so that they stop it as cleanly as Ctrl-C."""
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    before = {name: signal.signal(getattr(signal, name), interrupt) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in before.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 class _OneLineFormatter(logging.Formatter):
@@ -91,9 +131,9 @@ def _guarded(runner, args: argparse.Namespace, prog: str) -> int:
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: interrupted{f' ({exc})' if isinstance(exc, Interrupted) else ''}", file=sys.stderr)
+        return exit_status(exc)
     except Exception as exc:  # a bug: say so in one line, the traceback is behind --debug
         if args.debug:
             raise

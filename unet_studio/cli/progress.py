@@ -1,6 +1,7 @@
 """A small progress bar for the command line (stderr), with no dependency.
 
-On a terminal it redraws one line; elsewhere (CI logs, pipes) it prints a line every few seconds.
+On a terminal it redraws one line; elsewhere (CI logs, pipes) it prints a line every few seconds. Durations
+are written by :func:`unet_studio.core.progress.format_duration`, as the application writes them.
 """
 
 from __future__ import annotations
@@ -8,15 +9,6 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
 
 
 class ProgressBar:
@@ -62,3 +54,6 @@ class ProgressBar:
         elif self._line and self._line != self._printed:
             self.stream.write(self._line + "\n")
         self.stream.flush()
+
+
+__all__ = ["ProgressBar"]

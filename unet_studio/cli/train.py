@@ -5,7 +5,8 @@ masks; predictions are written back in the same values); ``--unlabelled 0`` for 
 not annotated, ignored by the loss); ``--instances`` for instance label images (0 background, 1..N
 objects), trained as background/foreground with the paper's border weights between touching objects.
 
-Ctrl-C stops training; the best model so far is in ``--out`` and the command exits with status 130.
+Ctrl-C (or SIGTERM, SIGHUP) stops training; the best model so far is in ``--out`` and the command exits with
+status 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .progress import ProgressBar, format_duration  # noqa: E402
+from ..core.presets import PRESETS  # noqa: E402
+from ..core.progress import format_duration  # noqa: E402
+from .progress import ProgressBar  # noqa: E402
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, metavar="DIR",
                         help="folder of label images, paired with the images by file name")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
-    parser.add_argument("--preset", choices=("fast", "classic"), default="fast",
+    parser.add_argument("--preset", choices=PRESETS, default="fast",
                         help="fast: small network, useful within minutes on a CPU (default); "
                         "classic: the paper's 64..1024 network (wants a GPU)")
     parser.add_argument("--epochs", type=int, metavar="N", help="number of epochs (default: the preset's)")
@@ -51,15 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from this model folder (resume or fine-tune); its history continues")
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    from ..core.errors import ConfigError
+MAX_EPOCHS = 1_000_000
+MAX_TIME_LIMIT_S = 10 * 365 * 24 * 3600.0  # ten years: anything longer is a typo
+MAX_THREADS = 4096
 
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise ConfigError(f"--time-limit must be positive, got {args.time_limit}")
-    if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
-        raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse numeric options that are not finite or out of range, and contradicting options (before any work)."""
+    from ..core.errors import ConfigError
+    from .checks import check_float, check_int
+
+    check_int("--epochs", args.epochs, 1, MAX_EPOCHS)
+    check_float("--time-limit", args.time_limit, 0.0, MAX_TIME_LIMIT_S, low_open=True)
+    check_float("--val-fraction", args.val_fraction, 0.0, 1.0, high_open=True)
+    check_int("--seed", args.seed, 0, 2**32 - 1)
+    check_int("--threads", args.threads, 1, MAX_THREADS)
+    check_int("--unlabelled", args.unlabelled, 0, 2**32 - 1)
     if args.instances and args.unlabelled is not None:
         raise ConfigError("--instances and --unlabelled cannot be combined")
     out = Path(args.out)
@@ -80,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.presets import preset_configs
     from ..core.train.loop import train
 
-    _check_args(args)
+    check_args(args)
     dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances)
     model_config, train_config = preset_configs(args.preset, dataset.in_channels, dataset.n_classes)
     changes = {"seed": args.seed, "device": args.device, "num_threads": args.threads}
@@ -119,11 +129,13 @@ def run(args: argparse.Namespace) -> int:
             if progress.done:
                 break
             bar.update(progress.step, progress.total_steps, _status(progress, best_text), force=progress.val is not None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from . import exit_status
+
         run_iter.close()  # saves the best model so far (no-op if the interrupt already ended it)
         bar.close()
-        print(f"interrupted: the best model so far is in {args.out}", file=sys.stderr)
-        return 130
+        print(f"interrupted{f' ({exc})' if str(exc) else ''}: the best model so far is in {args.out}", file=sys.stderr)
+        return exit_status(exc)
     finally:
         run_iter.close()
     bar.close()

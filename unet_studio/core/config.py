@@ -1,20 +1,63 @@
-"""Frozen configuration dataclasses shared by every front end.
+"""The configuration of a model, a training run and a prediction, as frozen dataclasses every front end shares.
 
-Each config converts to and from plain JSON-able dicts (``to_dict`` / ``from_dict``); ``from_dict``
-ignores unknown keys so that a model folder written by a newer version still loads, and rejects bad
-values with :class:`~unet_studio.core.errors.ConfigError`.
+It is also the one home of the default input normalisation (:data:`DEFAULT_NORMALIZATION`) and of the
+checks of numbers read from files (:func:`whole_number`, :func:`real_number`). Each config converts to and
+from plain JSON-able dicts (:class:`ConfigDict`); ``from_dict`` ignores unknown keys so that a model folder
+written by a newer version still loads, and rejects bad values with
+:class:`~unet_studio.core.errors.ConfigError` whose message names the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
+import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+#: How images are scaled before the network sees them, unless a model folder says otherwise: each
+#: channel's 1st percentile maps to 0 and its 99.8th to 1. Read-only; take ``dict(DEFAULT_NORMALIZATION)``.
+DEFAULT_NORMALIZATION: Mapping[str, Any] = MappingProxyType({"method": "percentile", "low": 1.0, "high": 99.8})
+
+#: Largest sizes a model description may ask for: far above any useful U-Net, far below an allocation that
+#: exhausts memory (a hostile or mistyped ``model.json`` is refused before anything is built).
+MAX_CHANNELS = 4096  # in_channels, n_classes, and the widest layer (base_channels * 2**(depth - 1))
+
+
+def whole_number(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int when it is a whole number (not a bool, not a float) in ``[low, high]``.
+
+    Raises :class:`ConfigError` naming ``name`` otherwise.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    try:
+        number = operator.index(value)  # ints and numpy integers; never 4.0 or "4"
+    except TypeError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def real_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> float:
+    """``value`` as a finite float in ``[low, high]`` (not a bool or a string); :class:`ConfigError` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        span = "" if math.isinf(low) and math.isinf(high) else f" between {low:g} and {high:g}"
+        raise ConfigError(f"{name} must be a finite number{span}, got {value!r}")
+    return number
 
 
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -34,32 +77,23 @@ def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ConfigError(f"{cls.__name__}: {exc}") from None
 
 
-class _JsonMixin:
+class ConfigDict:
+    """Conversion of a frozen config dataclass to and from a plain JSON-able dict, and ``replace``."""
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)  # type: ignore[call-overload]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         return _from_dict(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{cls.__name__}: not valid JSON ({exc})") from None
-        return cls.from_dict(data)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
-class ModelConfig(_JsonMixin):
+class ModelConfig(ConfigDict):
     """Architecture of a U-Net (Ronneberger et al. 2015).
 
     Parameters
@@ -91,24 +125,30 @@ class ModelConfig(_JsonMixin):
     upsample: str = "transpose"
 
     def __post_init__(self) -> None:
-        if self.in_channels < 1 or self.n_classes < 1:
-            raise ConfigError("in_channels and n_classes must be at least 1")
-        if self.base_channels < 1:
-            raise ConfigError("base_channels must be at least 1")
-        if not 1 <= self.depth <= 8:
-            raise ConfigError(f"depth must be between 1 and 8, got {self.depth}")
+        for name, high in (("in_channels", MAX_CHANNELS), ("n_classes", MAX_CHANNELS),
+                           ("base_channels", MAX_CHANNELS), ("depth", 8)):
+            # Frozen: normalise numpy integers to int through object.__setattr__.
+            object.__setattr__(self, name, whole_number(name, getattr(self, name), 1, high))
+        widest = self.base_channels * 2 ** (self.depth - 1)
+        if widest > MAX_CHANNELS:
+            raise ConfigError(f"base_channels {self.base_channels} at depth {self.depth} makes layers "
+                              f"{widest} channels wide, more than the {MAX_CHANNELS} this tool builds")
+        object.__setattr__(self, "dropout", real_number("dropout", self.dropout, 0.0, 1.0))
+        for name in ("padding", "norm", "upsample"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         if self.padding not in ("same", "valid"):
             raise ConfigError(f"padding must be 'same' or 'valid', got {self.padding!r}")
         if self.norm not in ("none", "batch", "group"):
             raise ConfigError(f"norm must be 'none', 'batch' or 'group', got {self.norm!r}")
         if self.upsample not in ("transpose", "bilinear"):
             raise ConfigError(f"upsample must be 'transpose' or 'bilinear', got {self.upsample!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
-class TrainConfig(_JsonMixin):
+class TrainConfig(ConfigDict):
     """How to train. Owned by :mod:`unet_studio.core.train.loop`; see its docs for each field."""
 
     preset: str = "fast"
@@ -135,15 +175,28 @@ class TrainConfig(_JsonMixin):
     intensity_augment: bool = True  # brightness, contrast, gamma, noise (geometric ones follow `augment`)
     elastic_sigma: float = 10.0
     elastic_grid: int = 3
-    # Flips and 90-degree rotations during this fraction of the run (1: all of it); see training.py.
+    # Flips and 90-degree rotations during this fraction of the run (1: all of it); see core/train/loop.py.
     orientation_until: float = 1.0
     patience: int = 10
     eval_every: int = 50
     preview_every: int = 25
     amp: bool = True
     num_threads: int | None = None
+    # Choosing thresholds and the kept model on the validation data (see core/train/loop.py):
+    # at least this many labelled validation pixels before thresholds are calibrated on them;
+    calibration_min_pixels: int = 500_000
+    # validation labels covering at least this share of their pixels count as full masks;
+    dense_fraction: float = 0.9
+    # on sparse validation labels and in a run's upright part, scores this close to the best are ties.
+    score_tie: float = 0.005
 
     def __post_init__(self) -> None:
+        for name in ("time_limit_s", "learning_rate", "weight_decay", "class_balance_power", "border_weight_w0",
+                     "border_weight_sigma", "labelled_bias", "elastic_sigma", "dense_fraction", "score_tie"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, real_number(name, value))
+        object.__setattr__(self, "seed", whole_number("seed", self.seed, 0, 2**32 - 1))
         if self.patch_size < 8:
             raise ConfigError(f"patch_size must be at least 8, got {self.patch_size}")
         if self.batch_size < 1:
@@ -165,7 +218,7 @@ class TrainConfig(_JsonMixin):
 
 
 @dataclass(frozen=True)
-class InferConfig(_JsonMixin):
+class InferConfig(ConfigDict):
     """How to predict. Owned by :mod:`unet_studio.core.predict.tiled` (see its module docs for the tiling).
 
     tile_size

@@ -61,6 +61,20 @@ class _HistoryItem:
         return union_boxes(boxes) if boxes else None
 
 
+def labels_dtype(max_value: int) -> np.dtype:
+    """The smallest label dtype that holds ``max_value``: uint8 up to 255, uint16 up to 65535.
+
+    Raises
+    ------
+    ValueError
+        ``max_value`` is negative or above 65535 (more classes than a project can have).
+    """
+    for dtype in (np.uint8, np.uint16):
+        if 0 <= max_value <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ValueError(f"label value {max_value} outside 0..65535")
+
+
 def union_boxes(boxes) -> Box:
     """Return the smallest box holding every box of ``boxes`` (an iterable of at least one box)."""
     y0s, y1s, x0s, x1s = zip(*boxes)
@@ -86,8 +100,9 @@ class LabelVolume:
     data : numpy.ndarray, optional
         Existing labels, ``(S, Y, X)`` or ``(Y, X)``; used as they are (not copied) when their dtype is
         ``dtype`` and they are C-contiguous.
-    dtype : numpy dtype, default uint8
-        Integer type of the labels.
+    dtype : numpy dtype, optional
+        Integer type of the labels: by default that of ``data`` (uint8 for a new volume). Values that
+        ``dtype`` cannot hold raise ValueError; they are never wrapped.
     max_undo_bytes : int, default 256 MiB
         Memory bound of undo and redo together; the oldest items are dropped beyond it.
 
@@ -100,15 +115,21 @@ class LabelVolume:
         Increases on every change, undo and redo included (for autosave).
     """
 
-    def __init__(self, shape=None, data=None, dtype=np.uint8, max_undo_bytes: int = 256 * 2**20) -> None:
+    def __init__(self, shape=None, data=None, dtype=None, max_undo_bytes: int = 256 * 2**20) -> None:
         if (shape is None) == (data is None):
             raise ValueError("give either shape or data")
+        if dtype is None:
+            dtype = np.uint8 if data is None else np.asarray(data).dtype
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.integer):
             raise ValueError(f"labels must have an integer dtype, got {dtype}")
         if data is None:
             data = np.zeros(shape, dtype=dtype)
         else:
+            data = np.asarray(data)
+            info = np.iinfo(dtype)
+            if data.size and (data.min() < info.min or data.max() > info.max):
+                raise ValueError(f"label values {data.min()}..{data.max()} do not fit {dtype}")
             data = np.ascontiguousarray(data, dtype=dtype)
         if data.ndim == 2:
             data = data[np.newaxis]
@@ -143,6 +164,18 @@ class LabelVolume:
     def history_bytes(self) -> int:
         """Bytes held by undo and redo items."""
         return self._history_bytes
+
+    def widen(self, max_value: int) -> bool:
+        """Change the dtype to one that holds ``max_value`` (see :func:`labels_dtype`) if needed.
+
+        Values and undo history are kept (numpy assigns narrower stored boxes into the wider array).
+        Returns True when the dtype changed.
+        """
+        dtype = labels_dtype(max(int(max_value), int(np.iinfo(self.data.dtype).max)))
+        if dtype == self.data.dtype or np.iinfo(dtype).max <= np.iinfo(self.data.dtype).max:
+            return False
+        self.data = self.data.astype(dtype)  # an open stroke goes on: its stored boxes are copies
+        return True
 
     # ------------------------------------------------------------------ strokes
 
@@ -307,6 +340,8 @@ class LabelVolume:
 
     def _check_value(self, value) -> int:
         value = int(value)
+        if 0 <= value <= 65535:
+            self.widen(value)  # class 256 and beyond: uint16, never a wrapped value
         info = np.iinfo(self.data.dtype)
         if not 0 <= value <= info.max:
             raise ValueError(f"label value {value} outside 0..{info.max} of {self.data.dtype}")
@@ -412,3 +447,32 @@ class LabelVolume:
             self._history_bytes -= dropped.nbytes
             log.debug("undo history over %d bytes: dropped an item of %d bytes",
                       self.max_undo_bytes, dropped.nbytes)
+
+
+def fit_label_image(data: np.ndarray, shape: tuple[int, int, int], slice_index: int, n_classes: int,
+                    source: str, image_name: str) -> dict[int, np.ndarray]:
+    """The slices a label image brings to an image of ``shape`` ``(S, Y, X)``: ``{slice: (Y, X) values}``.
+
+    A ``(Y, X)`` label image goes to ``slice_index``, an ``(S, Y, X)`` one to every slice. Raises
+    :class:`~unet_studio.core.errors.ImageReadError` naming ``source`` when the size does not fit or a value
+    is not a class (0 = unlabelled, 1..``n_classes``).
+    """
+    from .errors import ImageReadError
+
+    n_slices, height, width = shape
+    if data.shape == (height, width):
+        planes = {slice_index: data}
+    elif data.shape == (n_slices, height, width):
+        planes = dict(enumerate(data))
+    else:
+        size = " x ".join(str(n) for n in data.shape)
+        whole = f", or {n_slices} x {height} x {width} for the whole stack" if n_slices > 1 else ""
+        raise ImageReadError(f"Cannot import '{source}': the label image is {size} pixels but the image "
+                             f"'{image_name}' is {height} x {width}{whole}. Choose the label image made for "
+                             "this image.")
+    top = int(data.max()) if data.size else 0
+    if top > n_classes or (data.size and int(data.min()) < 0):
+        raise ImageReadError(f"Cannot import '{source}': it holds the label value {top} but the project has "
+                             f"{n_classes} classes (values 1 to {n_classes}, 0 = unlabelled). Add classes in the "
+                             f"Classes panel until there are {top}, or relabel the file.")
+    return planes

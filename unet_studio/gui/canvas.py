@@ -13,8 +13,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .view_state import COMPOSITE
+
 TILE = 256
-COMPOSITE = -1
 
 #: Colours of the channels of a composite view (a 3- or 4-channel uint8 image is shown as RGB).
 CHANNEL_COLORS = np.array(
@@ -52,6 +53,19 @@ def percentile_levels(plane: np.ndarray, low: float, high: float) -> tuple[float
     if hi <= lo:
         hi = lo + 1.0
     return float(lo), float(hi)
+
+
+def composite_rgb(raw: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A (Y, X, 3) uint8 composite of a (C, Y, X) slice: RGB(A) uint8 as it is, else one colour per channel."""
+    channels = raw.shape[0]
+    if channels in (3, 4) and raw.dtype == np.uint8:
+        return np.ascontiguousarray(np.moveaxis(raw[:3], 0, -1))
+    out = np.zeros(raw.shape[1:] + (3,), dtype=np.float32)
+    for c in range(channels):
+        lo, hi = percentile_levels(raw[c], low, high)
+        plane = np.clip((raw[c].astype(np.float32) - lo) / (hi - lo), 0, 1)
+        out += plane[..., None] * CHANNEL_COLORS[c % len(CHANNEL_COLORS)]
+    return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
 class ImageCanvas(QtWidgets.QWidget):
@@ -109,6 +123,13 @@ class ImageCanvas(QtWidgets.QWidget):
         self._label_opacity = 0.6
         self._labels_visible = True
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        # The cursor left the image: the status bar's pixel readout must not stay on the last pixel.
+        if watched is self.view.viewport() and event.type() == QtCore.QEvent.Type.Leave:
+            self.cursor_moved.emit(-1, -1)
+        return False
 
     # ------------------------------------------------------------------ coordinates
 
@@ -182,7 +203,12 @@ class ImageCanvas(QtWidgets.QWidget):
         self.shape = shape
         self._render_raw()
         if reset_view:
-            self.viewbox.setRange(QtCore.QRectF(0, 0, shape[1], shape[0]), padding=0.02)
+            self.reset_view()
+
+    def reset_view(self) -> None:
+        """Zoom and pan so that the whole image fits the view."""
+        if self.shape is not None:
+            self.viewbox.setRange(QtCore.QRectF(0, 0, self.shape[1], self.shape[0]), padding=0.02)
 
     def set_channel(self, channel: int) -> None:
         self.channel = channel
@@ -199,7 +225,7 @@ class ImageCanvas(QtWidgets.QWidget):
         low, high = self.percentiles
         channel = self.channel if self.channel < raw.shape[0] else 0
         if channel == COMPOSITE and raw.shape[0] > 1:
-            rgb = self._composite(raw, low, high)
+            rgb = composite_rgb(raw, low, high)
             self.levels = (0.0, 255.0)
             self.raw_item.setImage(rgb, levels=(0, 255), autoLevels=False)
             return
@@ -209,18 +235,6 @@ class ImageCanvas(QtWidgets.QWidget):
         plane = np.ascontiguousarray(plane)
         self.levels = percentile_levels(plane, low, high)
         self.raw_item.setImage(plane, levels=self.levels, autoLevels=False)
-
-    @staticmethod
-    def _composite(raw: np.ndarray, low: float, high: float) -> np.ndarray:
-        channels = raw.shape[0]
-        if channels in (3, 4) and raw.dtype == np.uint8:
-            return np.ascontiguousarray(np.moveaxis(raw[:3], 0, -1))
-        out = np.zeros(raw.shape[1:] + (3,), dtype=np.float32)
-        for c in range(channels):
-            lo, hi = percentile_levels(raw[c], low, high)
-            plane = np.clip((raw[c].astype(np.float32) - lo) / (hi - lo), 0, 1)
-            out += plane[..., None] * CHANNEL_COLORS[c % len(CHANNEL_COLORS)]
-        return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
     # ------------------------------------------------------------------ labels
 

@@ -9,44 +9,33 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..core.errors import UNetStudioError
 from .canvas import ImageCanvas
+from .controllers.prediction import PredictionController
+from .controllers.project_actions import ProjectActions
+from .controllers.training import TrainingController
+from .controllers.training_request import TrainingRequest
+from .controllers.warmup import WarmUp
 from .panels.classes_panel import ClassesPanel
 from .panels.display_panel import DisplayPanel
+from .panels.docks import add_docks
 from .panels.images_panel import ImagesPanel
 from .panels.overlay_panel import OverlayPanel
 from .panels.tool_bar import PaintToolBar
 from .panels.training_panel import TrainingPanel
-from .controllers.prediction import PredictionController
-from .controllers.project_actions import ProjectActions
 from .session import Session
 from .tools import PaintTools
-from .controllers.training import TrainingController
 from .view_binder import ViewBinder
-from .controllers.warmup import WarmUp
+from .view_state import DEFAULT_CONTRAST, ViewState
 
 log = logging.getLogger(__name__)
 Button = QtWidgets.QMessageBox.StandardButton
-
-
-def _scrolling(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
-    area = QtWidgets.QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    # As wide as the panels need, plus room for a vertical scroll bar on small screens.
-    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
-    return area
-
-
-def _group(title: str, widget: QtWidgets.QWidget) -> QtWidgets.QGroupBox:
-    box = QtWidgets.QGroupBox(title)
-    layout = QtWidgets.QVBoxLayout(box)
-    layout.setContentsMargins(4, 4, 4, 4)
-    layout.addWidget(widget)
-    return box
+SHORTCUTS = ("Left drag: paint with the tool · middle drag, or Space/Ctrl + left drag: pan · wheel: zoom\n"
+             "B brush · E eraser · F fill · L pick class · [ ] brush size · 1-9 class\n"
+             "Ctrl+Z undo · Ctrl+Shift+Z redo · Ctrl+P predict slice · Ctrl+Return accept prediction")
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    """The application window: builds the panels, the canvas and the controllers, and connects them."""
+
     def __init__(self, session: Session | None = None) -> None:
         super().__init__()
         self.setWindowTitle("UNet Studio")
@@ -56,19 +45,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error: tuple[str, str] | None = None
         self._boxes: list[QtWidgets.QMessageBox] = []
 
+        self.view_state = ViewState()
         self.canvas = ImageCanvas()
-        self.tools = PaintTools(self.session, self.canvas, self)
+        self.tools = PaintTools(self.session, self.canvas, self.view_state, self)
         self.tool_bar = PaintToolBar(self.tools, self)
         self.images_panel = ImagesPanel(self.session)
         self.classes_panel = ClassesPanel(self.session)
-        self.display_panel = DisplayPanel()
-        self.overlay_panel = OverlayPanel()
+        self.display_panel = DisplayPanel(self.view_state)
+        self.overlay_panel = OverlayPanel(self.view_state)
         self.training_panel = TrainingPanel()
-        self.overlay_panel.set_state({"prediction_mode": "probability"})
-        self.binder = ViewBinder(self.session, self.canvas, self.display_panel, self.overlay_panel, self)
+        self.binder = ViewBinder(self.session, self.view_state, self.canvas, self.display_panel,
+                                 self.overlay_panel, self)
         self.training = TrainingController(self.session, self)
         self.prediction = PredictionController(self.session, self)
-        self.actions = ProjectActions(self.session, self.training, self.prediction, self.overlay_panel, self, self)
+        self.actions = ProjectActions(self.session, self.training, self.prediction, self.view_state, self, self)
         self.warm_up = WarmUp(self)
         self.cursor_label = QtWidgets.QLabel()
         self._layout()
@@ -81,31 +71,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _layout(self) -> None:
         self.setCentralWidget(self.canvas)
         self.addToolBar(self.tool_bar)
-        left = QtWidgets.QWidget()
-        column = QtWidgets.QVBoxLayout(left)
-        for title, widget in (("Images", self.images_panel), ("Classes", self.classes_panel),
-                              ("Display", self.display_panel)):
-            column.addWidget(_group(title, widget))
-        column.addWidget(self.overlay_panel)
-        column.addStretch(1)
-        # Long unbreakable texts (a model folder path) must not widen the dock beyond the screen.
-        panel = self.training_panel
-        for label in (panel.status_label, panel.error_label, panel.validation_label, panel.device_label):
-            label.setWordWrap(True)
-            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
-        docks: list[QtWidgets.QDockWidget] = []
-        right = QtWidgets.QWidget()
-        QtWidgets.QVBoxLayout(right).addWidget(_group("Training", self.training_panel))
-        for title, widget, area in (("Project", left, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea),
-                                    ("Train", right, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)):
-            dock = QtWidgets.QDockWidget(title, self)
-            dock.setObjectName(f"dock_{title}")
-            dock.setWidget(_scrolling(widget))
-            dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
-                             | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-            self.addDockWidget(area, dock)
-            docks.append(dock)
-        self.resizeDocks(docks, [dock.minimumSizeHint().width() for dock in docks], QtCore.Qt.Orientation.Horizontal)
+        add_docks(self, [("Images", self.images_panel), ("Classes", self.classes_panel),
+                         ("Display", self.display_panel), (None, self.overlay_panel)],
+                  [("Training", self.training_panel)])
         self.statusBar().addPermanentWidget(self.cursor_label)
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None) -> QtGui.QAction:
@@ -142,7 +110,7 @@ class MainWindow(QtWidgets.QMainWindow):
                      "Right").setShortcuts([QtGui.QKeySequence("Right"), QtGui.QKeySequence("PgDown")])
         self._action(view, "&Previous slice", lambda: self.session.set_current_slice(self.session.current_slice - 1),
                      "Left").setShortcuts([QtGui.QKeySequence("Left"), QtGui.QKeySequence("PgUp")])
-        self._action(view, "&Reset zoom", lambda: self.canvas.set_raw(self.canvas._raw, reset_view=True), "Home")
+        self._action(view, "&Reset zoom", self.canvas.reset_view, "Home")
         predict = self.menuBar().addMenu("&Predict")
         self._action(predict, "Predict current &slice", lambda: self.prediction.predict("slice"), "Ctrl+P")
         self._action(predict, "Predict current &image", lambda: self.prediction.predict("image"))
@@ -159,6 +127,8 @@ class MainWindow(QtWidgets.QMainWindow):
         session.project_changed.connect(self._restore_settings)
         session.about_to_save.connect(self._store_settings)
         session.dirty_changed.connect(lambda _: self._update_title())
+        session.labels_changed.connect(lambda *_: self._update_title())
+        session.model_changed.connect(self._update_title)
         session.saved.connect(lambda where: self.statusBar().showMessage(f"Saved to {where}", 3000))
         session.model_changed.connect(
             lambda: self.training_panel.set_continue_available(session.model_dir is not None))
@@ -167,10 +137,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.images_panel.add_requested.connect(lambda: self._guarded(self.actions.add_images_dialog))
         self.images_panel.remove_requested.connect(lambda i: self._guarded(lambda: session.remove_image(i)))
         self.classes_panel.delete_requested.connect(self._confirm_delete_class)
-        self.training_panel.start_requested.connect(lambda options: self._guarded(lambda: self.training.start(options)))
+        self.tools.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.training_panel.start_requested.connect(lambda request: self._guarded(lambda: self.training.start(request)))
         self.training_panel.stop_requested.connect(self.training.stop)
         self.training.started.connect(lambda: (self.training_panel.reset(), self.training_panel.set_running(True)))
-        self.training.progressed.connect(self._on_training_progress)
+        self.training.progressed.connect(self.training_panel.show_progress)
         self.training.failed.connect(self._on_training_failed)
         self.training.finished.connect(lambda _: self.training_panel.set_running(False))
         self.training.finished.connect(self._adopt_calibrated_thresholds)
@@ -185,26 +156,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training_panel.set_continue_available(session.model_dir is not None)
 
     def _store_settings(self) -> None:
-        self.session.project.settings.update({
-            "training": self.training_panel.settings(), "overlay": self.overlay_panel.state(),
-            "brush_size": self.tools.brush_size, "contrast_percentiles": list(self.canvas.percentiles)})
+        self.session.project.settings.update({"training": self.training_panel.settings().to_settings(),
+                                              "brush_size": self.tools.brush_size, **self.view_state.to_settings()})
 
     def _restore_settings(self) -> None:
         settings = self.session.project.settings
-        self.training_panel.set_settings(settings.get("training", {}))
-        if "overlay" in settings:
-            self.overlay_panel.set_state(settings["overlay"])
-            self.binder.sync_from_overlay()
+        self.training_panel.set_settings(TrainingRequest.from_settings(settings.get("training", {})))
+        self.view_state.apply_settings({"contrast_percentiles": DEFAULT_CONTRAST, **settings})
         if "brush_size" in settings:
             self.tools.set_brush_size(int(settings["brush_size"]))
-        low, high = settings.get("contrast_percentiles", (1.0, 99.8))
-        self.display_panel.set_percentiles(low, high)
-        self.canvas.set_percentiles(low, high)
 
     def _update_title(self) -> None:
-        folder = self.session.folder
-        name = "untitled project" if self.session.is_untitled else (folder.name if folder else "")
-        self.setWindowTitle(f"UNet Studio - {name}{' *' if self.session.is_dirty else ''}")
+        session = self.session
+        name = "untitled project" if session.is_untitled else (session.folder.name if session.folder else "")
+        # An untitled project holding only images (the sample opened at start-up) has nothing to lose:
+        # the "*" says that there is work to save, labels or a model.
+        # (Once shown, the "*" stays until the project is saved: no scan of the labels on every stroke.)
+        unsaved = session.is_dirty and (self.windowTitle().endswith("*") or not session.is_untitled
+                                        or session.model_dir is not None or session.has_labels())
+        title = f"UNet Studio - {name}{' *' if unsaved else ''}"
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
 
     # ------------------------------------------------------------------ messages (tests replace these)
 
@@ -247,7 +219,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.actions.open_project(folder)
 
     def accept_prediction(self) -> None:
-        if self.session.accept_prediction(self.overlay_panel.thresholds()) is None and self.session.probabilities() is None:
+        if self.session.accept_prediction(self.view_state.thresholds) is None and self.session.probabilities() is None:
             raise UNetStudioError("there is no prediction for this slice yet: train or predict first")
 
     def _confirm_delete_class(self, index: int) -> None:
@@ -259,10 +231,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._guarded(lambda: self.classes_panel.delete_class(index))
 
     def show_shortcuts(self) -> None:
-        text = ("Left drag: paint with the tool · middle drag, or Space/Ctrl + left drag: pan · wheel: zoom\n"
-                "B brush · E eraser · F fill · L pick class · [ ] brush size · 1-9 class\n"
-                "Ctrl+Z undo · Ctrl+Shift+Z redo · Ctrl+P predict slice · Ctrl+Return accept prediction")
-        QtWidgets.QMessageBox.information(self, "Shortcuts", text)
+        QtWidgets.QMessageBox.information(self, "Shortcuts", SHORTCUTS)
 
     def preload_compute_modules(self, delay_ms: int = 1000) -> None:
         """Warm PyTorch up in the background soon after start (see :mod:`.warmup`)."""
@@ -270,31 +239,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ training feedback
 
-    def _on_training_progress(self, progress) -> None:
-        self.training_panel.show_progress(progress)
-        if getattr(progress, "device", ""):
-            self.training_panel.set_device_text(progress.device)
-
     def _adopt_calibrated_thresholds(self, written: bool) -> None:
         """Show the prediction with the thresholds the new model chose on its validation data, if any."""
-        from ..core.model.checkpoint import read_model_info
-        from ..core.errors import UNetStudioError
+        from ..core.predict.postprocess import calibrated_overlay_thresholds
 
-        folder = self.session.model_dir
-        if not written or folder is None:
-            return
-        try:
-            thresholds = read_model_info(folder)[0].thresholds  # a small JSON file
-        except UNetStudioError:
-            return
-        shown = calibrated_overlay_thresholds(thresholds, len(self.overlay_panel.thresholds()))
+        thresholds = self.training.model_thresholds() if written else []
+        shown = calibrated_overlay_thresholds(thresholds, len(self.view_state.thresholds))
         if shown is None:
             return
-        self.overlay_panel.set_state({"thresholds": shown})
-        self.binder.update_prediction()
-        names = [c.name for c in self.session.classes]
+        self.view_state.update(thresholds=shown)
         k = next(i for i, t in enumerate(thresholds) if t > 0)
-        name = names[k] if k < len(names) else f"class {k + 1}"
+        name = self.session.classes[k].name if k < len(self.session.classes) else f"class {k + 1}"
         self.statusBar().showMessage(f"Threshold of {name} set to {thresholds[k]:.2f}, the best on the validation "
                                      "data (Prediction panel)", 8000)
 
@@ -320,16 +275,4 @@ class MainWindow(QtWidgets.QMainWindow):
         for box in list(self._boxes):
             box.close()
         event.accept()
-
-
-def calibrated_overlay_thresholds(thresholds, n_classes: int) -> list[float] | None:
-    """The Prediction panel's per-class thresholds for a two-class model's calibrated ``[t, 0]`` or
-    ``[0, t]`` (the other class gets 1 - t, the same decision), or None when there is nothing to adopt."""
-    if n_classes != 2 or len(thresholds) != 2 or not any(t > 0 for t in thresholds):
-        return None
-    k = 0 if thresholds[0] > 0 else 1
-    shown = [0.0, 0.0]
-    shown[k] = float(thresholds[k])
-    shown[1 - k] = round(1.0 - float(thresholds[k]), 4)
-    return shown
 

@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui
 
 from .canvas import ImageCanvas
 from .session import Session
+from .view_state import ViewState
 
 TOOLS = ("brush", "eraser", "fill", "picker")
 TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "F", "picker": "L"}
@@ -25,11 +26,14 @@ class PaintTools(QtCore.QObject):
     tool_changed = QtCore.Signal(str)
     brush_size_changed = QtCore.Signal(int)   # diameter in pixels
     picked = QtCore.Signal(int)               # class index picked with the picker
+    message = QtCore.Signal(str)              # a note for the status bar
 
-    def __init__(self, session: Session, canvas: ImageCanvas, parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, session: Session, canvas: ImageCanvas, view: ViewState,
+                 parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.canvas = canvas
+        self.view = view
         self.tool = "brush"
         self.brush_size = 5
         self.enabled = True
@@ -76,7 +80,15 @@ class PaintTools(QtCore.QObject):
     def _value(self) -> int:
         return 0 if self.tool == "eraser" else self.session.active_class + 1
 
+    def _show_hidden_labels(self) -> None:
+        """Painting on hidden labels would change pixels nobody sees: show the labels first, and say so."""
+        if not self.view.labels_visible:
+            self.view.update(labels_visible=True)
+            self.message.emit("Labels were hidden: shown again so that you see what you paint")
+
     def press(self, y: float, x: float) -> None:
+        if self.tool != "picker":
+            self._show_hidden_labels()
         if self.tool in ("brush", "eraser"):
             self.session.begin_stroke()
             self._last = (y, x)
@@ -130,6 +142,4 @@ class PaintTools(QtCore.QObject):
                 self.move(*self.canvas.viewport_to_pixel(event.position()))
                 self.release()
                 return True
-        elif kind == QtCore.QEvent.Type.Leave:
-            self.canvas.cursor_moved.emit(-1, -1)
         return False

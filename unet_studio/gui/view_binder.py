@@ -1,9 +1,9 @@
-"""Keeps the canvas in step with the session and the display and overlay panels.
+"""Keeps the canvas in step with the session and the view state.
 
 Session -> canvas: the visible slice (raw image, labels, prediction), changed label boxes (only those
-tiles are re-rendered), classes (colour tables). Panels -> canvas: channel, contrast, label and
-prediction opacity, prediction mode, class and thresholds. Canvas -> session: the slice slider. The
-text for the status bar (pixel value and class under the cursor) is made here too.
+tiles are re-rendered), classes (colour tables). View state -> canvas: channel, contrast, label and
+prediction opacity, label visibility, prediction mode, class and thresholds. Canvas -> session: the
+slice slider. The text for the status bar (pixel value and class under the cursor) is made here too.
 """
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore
 
-from .canvas import COMPOSITE, ImageCanvas, label_lut, probability_lut
+from .canvas import ImageCanvas, label_lut, probability_lut
 from .panels.display_panel import DisplayPanel
 from .panels.overlay_panel import OverlayPanel
-from .session import Session, argmax_labels
+from ..core.predict import probabilities_to_labels
+from .session import Session
+from .view_state import COMPOSITE, ViewState
 
 
 class ViewBinder(QtCore.QObject):
-    """Wires a session to a canvas and the panels that only change how things look."""
+    """Wires a session and a view state to a canvas; fills the panels' lists of channels and classes."""
 
     cursor_text = QtCore.Signal(str)
 
-    def __init__(self, session: Session, canvas: ImageCanvas, display: DisplayPanel, overlay: OverlayPanel,
-                 parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, session: Session, view: ViewState, canvas: ImageCanvas, display: DisplayPanel,
+                 overlay: OverlayPanel, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
-        self.session, self.canvas, self.display, self.overlay = session, canvas, display, overlay
-        self.prediction_mode = overlay.prediction_mode() or "probability"
-        self.prediction_class = max(overlay.prediction_class(), 0)
+        self.session, self.view, self.canvas, self.display, self.overlay = session, view, canvas, display, overlay
         self._shown_image = -1
 
         session.current_changed.connect(self.show_current)
@@ -36,28 +36,25 @@ class ViewBinder(QtCore.QObject):
         session.probabilities_changed.connect(self._on_probabilities_changed)
         canvas.slice_requested.connect(session.set_current_slice)
         canvas.cursor_moved.connect(self._on_cursor)
-        display.channel_changed.connect(canvas.set_channel)
-        display.percentiles_changed.connect(canvas.set_percentiles)
-        overlay.label_opacity_changed.connect(canvas.set_label_opacity)
-        overlay.labels_visible_changed.connect(canvas.set_labels_visible)
-        overlay.prediction_opacity_changed.connect(canvas.set_prediction_opacity)
-        overlay.prediction_mode_changed.connect(self._on_mode)
-        overlay.prediction_class_changed.connect(self._on_prediction_class)
-        overlay.threshold_changed.connect(lambda *_: self.update_prediction())
-        state = overlay.state()
-        canvas.set_label_opacity(state.get("label_opacity", 0.5))
-        canvas.set_prediction_opacity(state.get("prediction_opacity", 0.5))
+        for name in ViewState.FIELDS:
+            self._on_view_changed(name, None)
+        view.connect(self._on_view_changed)
         self.update_classes()
 
-    def sync_from_overlay(self) -> None:
-        """Apply the overlay panel's state (after it was set without signals, e.g. from a project)."""
-        state = self.overlay.state()
-        self.canvas.set_label_opacity(state["label_opacity"])
-        self.canvas.set_labels_visible(state["labels_visible"])
-        self.canvas.set_prediction_opacity(state["prediction_opacity"])
-        self.prediction_mode = state["prediction_mode"]
-        self.prediction_class = max(state["prediction_class"], 0)
-        self.update_prediction()
+    def _on_view_changed(self, name: str, _value) -> None:
+        view, canvas = self.view, self.canvas
+        if name == "channel":
+            canvas.set_channel(view.channel)
+        elif name == "contrast":
+            canvas.set_percentiles(*view.contrast)
+        elif name == "label_opacity":
+            canvas.set_label_opacity(view.label_opacity)
+        elif name == "labels_visible":
+            canvas.set_labels_visible(view.labels_visible)
+        elif name == "prediction_opacity":
+            canvas.set_prediction_opacity(view.prediction_opacity)
+        else:  # mode, class, thresholds
+            self.update_prediction()
 
     # ------------------------------------------------------------------ session -> canvas
 
@@ -76,9 +73,8 @@ class ViewBinder(QtCore.QObject):
             stack = state.stack
             channels = list(getattr(stack, "channel_names", []) or [f"channel {c + 1}" for c in range(stack.shape[1])])
             rgb = stack.shape[1] in (3, 4) and np.dtype(stack.dtype) == np.uint8
-            current = COMPOSITE if rgb else 0
-            self.display.set_channels(channels, current)
-            canvas.channel = current
+            self.view.update(channel=COMPOSITE if rgb else 0)
+            self.display.set_channels(channels)
             canvas.set_slice_range(state.n_slices, (getattr(stack, "stack_axes", "") or "Z")[-1])
         canvas.set_slice(slice_index)
         canvas.set_raw(session.image_slice(), reset_view=new_image)
@@ -98,35 +94,23 @@ class ViewBinder(QtCore.QObject):
         classes = self.session.classes
         colors = [c.rgb() for c in classes]
         self.canvas.set_label_colors(colors)
-        first = self.overlay.class_combo.count() == 0
         self.overlay.set_classes([c.name for c in classes], [c.color for c in classes])
-        if first and len(classes) > 1:
-            # The probability of the last class (the objects, e.g. "foreground") is the one to watch.
-            self.overlay.set_state({"prediction_class": len(classes) - 1})
-        self.prediction_class = max(self.overlay.prediction_class(), 0)
         self.update_prediction()
 
     # ------------------------------------------------------------------ prediction overlay
 
-    def _on_mode(self, mode: str) -> None:
-        self.prediction_mode = mode
-        self.update_prediction()
-
-    def _on_prediction_class(self, k: int) -> None:
-        self.prediction_class = k
-        self.update_prediction()
-
     def prediction_image(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The (Y, X) uint8 image and LUT of the prediction overlay for the current state, or (None, None)."""
-        probs = self.session.probabilities()
-        if probs is None or self.prediction_mode == "off":
+        probs, view = self.session.probabilities(), self.view
+        if probs is None or view.prediction_mode == "off":
             return None, None
         classes = self.session.classes
-        thresholds = self.overlay.thresholds()
-        if self.prediction_mode == "argmax":
-            values = argmax_labels(probs, thresholds if len(thresholds) == probs.shape[0] else ())
+        thresholds = view.thresholds
+        if view.prediction_mode == "argmax":
+            values = probabilities_to_labels(probs, list(range(1, len(probs) + 1)),
+                                             thresholds if len(thresholds) == len(probs) else ())
             return values, label_lut([c.rgb() for c in classes])
-        k = min(self.prediction_class, probs.shape[0] - 1)
+        k = min(view.prediction_class, probs.shape[0] - 1)
         rgb = classes[k].rgb() if k < len(classes) else (255, 255, 0)
         threshold = thresholds[k] if k < len(thresholds) else 0.0
         return probs[k], probability_lut(rgb, threshold)

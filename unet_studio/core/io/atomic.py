@@ -26,6 +26,10 @@ def _read_umask() -> int:
 
 _UMASK = _read_umask()
 
+#: Bytes of the target's stem kept in a temporary name: enough to tell whose file it is, short enough that
+#: ``.STEM.RANDOM.tmp.SUFFIX`` fits where the target's own name fits.
+TEMPORARY_STEM_BYTES = 40
+
 
 def describe_write_error(exc: OSError, path: Path) -> str:
     """``"cannot write PATH: <why>; <what to do>"`` for an ``OSError`` met while writing ``path``."""
@@ -67,13 +71,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
 
     The temporary name keeps the suffix of ``path`` so that writers that choose a format from the
-    suffix (tifffile, imageio) still work. On any exception the temporary file is removed and the
-    original file, if any, is untouched.
+    suffix (tifffile, imageio) still work, and only the start of its stem, so that a name near the file
+    system's limit (255 bytes) still has room for the temporary one: ``.STEM-START.RANDOM.tmp.SUFFIX``.
+    On any exception the temporary file is removed and the original file, if any, is untouched.
     """
     target = Path(path)
     try:
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+            prefix=f".{temporary_stem(target.stem)}.", suffix=f".tmp{target.suffix}", dir=target.parent
         )
     except OSError as exc:
         raise ImageWriteError(describe_write_error(exc, target)) from None
@@ -93,6 +98,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     _fsync_dir(target.parent)
+
+
+def temporary_stem(stem: str, max_bytes: int = TEMPORARY_STEM_BYTES) -> str:
+    """The start of ``stem`` that fits in ``max_bytes`` of UTF-8 (whole characters), for temporary names."""
+    return stem.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def _fsync_dir(folder: Path) -> None:

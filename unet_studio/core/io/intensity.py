@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 _PERCENTILE_SAMPLES = 1 << 20  # percentiles of a big channel come from about this many pixels
+_NORMALIZED_LIMIT = 1e6  # normalised values beyond this tell a network nothing and risk overflow in it
 
 
 def pixel_warning(data: np.ndarray) -> str:
@@ -48,31 +49,43 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
     Returns
     -------
     numpy.ndarray
-        float32 of the same shape, not clipped. Percentiles come from the finite pixels only (a subsample of
-        about a million pixels on big channels); NaN becomes 0, +Inf 1 and -Inf 0. A constant channel (or one
-        with no finite pixel) becomes zeros.
+        float32 of the same shape, not clipped (except beyond +-1e6 for float64 input or values near
+        float32's limits, which are computed in float64). Percentiles come from the finite pixels only (a
+        subsample of about a million pixels on big channels); NaN becomes 0, +Inf 1 and -Inf 0. A constant
+        channel (or one with no finite pixel) becomes zeros.
     """
     if not 0.0 <= low < high <= 100.0:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"expected a (C, Y, X) or (Y, X) image, got shape {image.shape}")
-    out = np.array(image[np.newaxis] if image.ndim == 2 else image, dtype=np.float32, copy=True)
-    for channel in out:
-        flat = channel.reshape(-1)
-        sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLES)]
+    source = image[np.newaxis] if image.ndim == 2 else image
+    out = np.empty(source.shape, np.float32)
+    for values, channel in zip(source, out):
+        flat = values.reshape(-1)
+        sample = np.asarray(flat[:: max(1, flat.size // _PERCENTILE_SAMPLES)], dtype=np.float64)
         finite_mask = np.isfinite(sample)
         sample = sample if finite_mask.all() else sample[finite_mask]
         if sample.size == 0:
             channel[...] = 0.0
             continue
         lo, hi = (float(v) for v in np.percentile(sample, (low, high)))
-        if not np.isfinite(channel).all():
-            np.nan_to_num(channel, copy=False, nan=lo, posinf=hi, neginf=lo)
+        scale = max(abs(lo), abs(hi)) or 1.0  # hi - lo itself overflows for float64 values near +-1e308
         span = hi - lo
-        if not span > 1e-20 * max(abs(lo), abs(hi), 1e-30):
+        if not hi / scale - lo / scale > 1e-20:
             channel[...] = 0.0
             continue
-        channel -= np.float32(lo)
-        channel *= np.float32(1.0 / span)
+        if values.dtype.itemsize <= 4 and span > 1e-30 and max(abs(lo), abs(hi)) < 1e30:
+            channel[...] = values  # float32 arithmetic is exact enough for these values, and half the memory
+            if not np.isfinite(channel).all():
+                np.nan_to_num(channel, copy=False, nan=lo, posinf=hi, neginf=lo)
+            channel -= np.float32(lo)
+            channel *= np.float32(1.0 / span)
+        else:
+            # float64 images, and values near float32's limits (2.5e-42, 3e38): in float32 they become 0 or
+            # inf on the way. Outliers far beyond the percentiles are clipped where float32 would overflow.
+            scaled = np.nan_to_num(np.asarray(values, np.float64), nan=lo, posinf=hi, neginf=lo) / scale
+            scaled = (scaled - lo / scale) / (hi / scale - lo / scale)
+            np.clip(scaled, -_NORMALIZED_LIMIT, _NORMALIZED_LIMIT, out=scaled)
+            channel[...] = scaled
     return out[0] if image.ndim == 2 else out

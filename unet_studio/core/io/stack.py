@@ -1,12 +1,10 @@
-"""Image input and output: read microscopy images lazily as ``(S, C, Y, X)``, write labels and maps.
+"""Image reading: open any supported image lazily as an :class:`ImageStack` of ``(S, C, Y, X)``; read labels.
 
 Readers accept 2D grey and RGB images (TIFF, PNG, JPEG, BMP), multi-page TIFF stacks, ImageJ hyperstacks
 and OME-TIFF; T and Z flatten into the stack axis S, channels and RGB samples into C. Every problem with an
 input file is raised as :class:`~unet_studio.core.errors.ImageReadError` with a message that names the file,
-the problem and what to do. Writers produce TIFFs that Fiji and napari open as they are, atomically.
-
-This module is the place to import all of that from; the writers live in :mod:`.io_write`, the memory
-checks in :mod:`.memory`, normalisation and pixel-value warnings in :mod:`.intensity`.
+the problem and what to do. Import from :mod:`unet_studio.core.io`, the package's public surface; the
+names this module re-exports (writers, memory checks, normalisation) stay for callers not yet moved to it.
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ from .intensity import normalize_percentile, pixel_warning
 from .tiff import open_tiff
 from .tiff import read_error as _fail
 from .write import (
-    _FORMAT_OF_SUFFIX,
+    FORMAT_OF_SUFFIX,
     SUPPORTED_SUFFIXES,
-    _label_dtype,
+    label_dtype,
     write_image,
     write_labels,
     write_mask,
@@ -60,6 +58,9 @@ class ImageStack:
         Unit of ``pixel_size`` (``"µm"`` for microns), ``""`` when uncalibrated.
     channel_names : list of str
         One name per channel.
+    warnings : list of str
+        What the person should know about how the file was read (e.g. the other images of a TIFF whose
+        pages have different sizes are left out); each is also logged at WARNING. Front ends show them.
 
     Notes
     -----
@@ -69,7 +70,7 @@ class ImageStack:
 
     def __init__(self, path: Path, axes: str, stack_axes: str, shape: tuple[int, int, int, int],
                  dtype: np.dtype, pixel_size: tuple[float, float] | None, unit: str,
-                 channel_names: list[str], reader) -> None:
+                 channel_names: list[str], reader, warnings: list[str] | None = None) -> None:
         self.path = Path(path)
         self.axes = axes
         self.stack_axes = stack_axes
@@ -78,6 +79,7 @@ class ImageStack:
         self.pixel_size = pixel_size
         self.unit = unit
         self.channel_names = list(channel_names)
+        self.warnings = list(warnings or [])
         self._reader = reader
         self._closed = False
         self._finalizer = weakref.finalize(self, reader.close)
@@ -189,6 +191,9 @@ def _check_file(path: Path) -> str:
         raise _fail(path, "the file does not exist", "Check the path and the spelling of the name")
     if path.is_dir():
         raise _fail(path, "this is a folder, not an image file", f"Choose an image file ({supported})")
+    if not path.is_file():  # a named pipe would block the read below forever; a device never ends
+        raise _fail(path, "this is not a regular file (a named pipe, a device or a socket)",
+                    f"Choose an image file ({supported})")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         what = f"the extension '{path.suffix}'" if suffix else "no file extension"
@@ -208,11 +213,11 @@ def _check_file(path: Path) -> str:
     found = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
     if found is None:
         text = b"\x00" not in head and head.decode("utf-8", errors="replace").count("\ufffd") < 4
-        problem = (f"the file contains text, not a {_FORMAT_OF_SUFFIX[suffix]} image" if text else
-                   f"the file is not a {_FORMAT_OF_SUFFIX[suffix]} image (its content is not a known image "
+        problem = (f"the file contains text, not a {FORMAT_OF_SUFFIX[suffix]} image" if text else
+                   f"the file is not a {FORMAT_OF_SUFFIX[suffix]} image (its content is not a known image "
                    "format)")
         raise _fail(path, problem, "Check that the right file was chosen, or export the image again")
-    if found != _FORMAT_OF_SUFFIX[suffix]:
+    if found != FORMAT_OF_SUFFIX[suffix]:
         log.warning("%s is a %s file despite its extension %s; reading it as %s", path, found,
                     path.suffix, found)
     return found
@@ -245,7 +250,8 @@ def _open(path: Path, labels: bool) -> ImageStack:
         if found == "TIFF":
             layout = open_tiff(path)
             return ImageStack(path, layout.axes, layout.stack_axes, layout.shape, layout.dtype,
-                              layout.pixel_size, layout.unit, layout.channel_names, layout.reader)
+                              layout.pixel_size, layout.unit, layout.channel_names, layout.reader,
+                              layout.warnings)
         return _open_pillow(path, labels)
     except ImageReadError:
         raise
@@ -257,7 +263,7 @@ def _open(path: Path, labels: bool) -> ImageStack:
 
 
 def _open_pillow(path: Path, labels: bool) -> ImageStack:
-    from PIL import Image  # scikit-image depends on Pillow; imported here to keep `import core` light
+    from PIL import Image, ImageOps  # scikit-image depends on Pillow; imported here to keep `import core` light
 
     try:
         img = Image.open(path)
@@ -265,6 +271,8 @@ def _open_pillow(path: Path, labels: bool) -> ImageStack:
         raise _fail(path, "the image is larger than Pillow reads safely", "Convert it to TIFF, e.g. in "
                     "Fiji, and open the TIFF") from None
     with img:
+        # A camera stores a portrait photo sideways with an EXIF orientation; show it as viewers do.
+        img = ImageOps.exif_transpose(img)
         mode = img.mode
         if mode == "P" and not labels:
             img = img.convert("RGB")
@@ -331,7 +339,7 @@ def _integer_labels(path: Path, data: np.ndarray, advice: str) -> np.ndarray:
         raise _fail(path, f"the label image holds negative values (minimum {data.min():g})", advice)
     if data.dtype.kind in "ui":
         return data
-    return data.astype(_label_dtype(int(data.max()) if data.size else 0))
+    return data.astype(label_dtype(int(data.max()) if data.size else 0))
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -1,4 +1,4 @@
-"""TIFF reading for :mod:`unet_studio.core.io.stack`: axes from metadata, calibration, lazy slice access.
+"""TIFF reading for :mod:`unet_studio.core.io.stack` (writing is in :mod:`.write`): axes from metadata, calibration, lazy slice access.
 
 A TIFF series (tifffile's view of a multi-dimensional image) has axes such as ``"TZCYXS"``. This module
 maps them onto the project's ``(S, C, Y, X)`` view: T and Z flatten into the stack axis S (T outer, Z
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .atomic import atomic_path
 from ..errors import ImageReadError
+from .ome import check_ome_files, normalize_unit, ome_calibration
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,6 @@ _CHANNEL_ROLES = ("C", "S")  # channel order: C outer, samples inner
 _ALPHA = (1, 2)  # TIFF ExtraSamples: associated and unassociated alpha
 _RESUNIT_CENTIMETER = 3
 _COPY_AGAIN = "The copy or export was probably interrupted; copy or export the file again"
-_MICRON_SPELLINGS = {"micron", "microns", "um", "µm", "μm", "\\u00b5m"}
-
-
-def normalize_unit(unit: object) -> str:
-    """Return the unit as the project spells it (``"µm"`` for every spelling of micron)."""
-    text = str(unit or "").strip()
-    if text.lower() in _MICRON_SPELLINGS:
-        return "µm"
-    if text.lower() in ("pixel", "pixels", "px", "none"):
-        return ""
-    return text
 
 
 @dataclass
@@ -55,6 +44,7 @@ class TiffLayout:
     unit: str
     channel_names: list[str]
     reader: TiffSliceReader = field(repr=False)
+    warnings: list[str] = field(default_factory=list)  # what the person should know about how it was read
 
 
 def read_error(path: Path, problem: str, advice: str) -> ImageReadError:
@@ -109,6 +99,22 @@ def _plan_axes(path: Path, axes: str, shape: tuple[int, ...], samples_kept: int 
     return _AxisPlan(stack, stack_axes, channel, tuple(index))
 
 
+def series_axes_shape(tif, index: int = 0) -> tuple[str, tuple[int, ...]]:
+    """The axes and shape of series ``index`` of an open ``tifffile.TiffFile``, length-1 axes kept.
+
+    tifffile before 2026.5.2 gives them with ``get_axes(False)``/``get_shape(False)``; from 2026.5.2 on
+    (the release that Python 3.12 and newer install) those are gone and ``tif.series(squeeze=False)`` is
+    the unsqueezed view of the series.
+    """
+    series = tif.series[index]
+    if hasattr(series, "get_axes") and hasattr(series, "get_shape"):
+        return series.get_axes(False), tuple(series.get_shape(False))
+    if callable(tif.series):
+        unsqueezed = tif.series(squeeze=False)[index]
+        return unsqueezed.axes, tuple(unsqueezed.shape)
+    return series.axes, tuple(series.shape)
+
+
 class TiffSliceReader:
     """Read one stack slice ``(C, Y, X)`` at a time from an open TIFF series.
 
@@ -129,7 +135,7 @@ class TiffSliceReader:
         self._series = series
         self._plan = plan
         self._memmap = memmap
-        self._full_shape = tuple(series.get_shape(False))
+        self._full_shape = series_axes_shape(tif)[1]
         self._n_lead = _n_page_axes(series, self._full_shape)
         self._stack_shape = tuple(self._full_shape[p] for p in plan.stack)
         self._lock = threading.Lock()  # one TiffFile file handle: serialise seeks and reads
@@ -177,7 +183,15 @@ class TiffSliceReader:
         page = self._series[number]
         if page is None:  # a plane missing from a multi-file OME-TIFF: tifffile also fills with zeros
             return np.zeros(page_shape, self._series.dtype)
-        return page.asarray().reshape(page_shape)
+        handle = page.parent.filehandle
+        if not handle.closed:
+            return page.asarray().reshape(page_shape)
+        # Another file of a multi-file OME-TIFF: tifffile closed it after reading its page index.
+        handle.open()
+        try:
+            return page.asarray().reshape(page_shape)
+        finally:
+            handle.close()
 
     def close(self) -> None:
         """Release the memory map and close the file."""
@@ -204,6 +218,8 @@ def open_tiff(path: Path) -> TiffLayout:
     """
     tif = tifffile.TiffFile(path)
     try:
+        # Before tif.series: building the series opens every file the OME-XML names.
+        check_ome_files(path, tif.ome_metadata)
         return _describe(path, tif)
     except BaseException:
         tif.close()
@@ -213,10 +229,15 @@ def open_tiff(path: Path) -> TiffLayout:
 def _describe(path: Path, tif) -> TiffLayout:
     if not tif.series:
         raise read_error(path, "the file is damaged: the TIFF holds no readable image", "Copy or export the file again")
-    if len(tif.series) > 1:
-        log.info("%s holds %d images; reading the first one", path, len(tif.series))
+    warnings = []
     series = tif.series[0]
-    full_axes, full_shape = series.get_axes(False), tuple(series.get_shape(False))
+    if len(tif.series) > 1:
+        # Pages of different sizes (or several series) cannot form one stack: say what is left out.
+        warnings.append(f"{path.name} holds {len(tif.series)} images of different sizes or kinds; only the "
+                        f"first ({' x '.join(map(str, series.shape))}, {len(series)} page(s)) is read. Save "
+                        "the images as separate files to use the others")
+        log.warning("%s", warnings[-1])
+    full_axes, full_shape = series_axes_shape(tif)
     if 0 in full_shape or series.keyframe.size == 0:
         raise read_error(path, f"the image has a dimension of size zero (shape {tuple(series.shape)})",
                     "The file holds no pixels; export the image again")
@@ -241,7 +262,7 @@ def _describe(path: Path, tif) -> TiffLayout:
     pixel_size, unit, ome_names = _calibration(tif, keyframe)
     names = _channel_names(tif, full_axes, full_shape, plan, n_channels, ome_names, keyframe)
     dtype = np.dtype(np.uint8) if dtype == bool else dtype.newbyteorder("=")
-    return TiffLayout(series.axes, plan.stack_axes, shape, dtype, pixel_size, unit, names, reader)
+    return TiffLayout(series.axes, plan.stack_axes, shape, dtype, pixel_size, unit, names, reader, warnings)
 
 
 def _samples_without_alpha(keyframe) -> int | None:
@@ -306,7 +327,7 @@ def _calibration(tif, keyframe) -> tuple[tuple[float, float] | None, str, list[s
     """Return ``(pixel_size (y, x) or None, unit, OME channel names)``."""
     if tif.is_ome and tif.ome_metadata:
         try:
-            return _ome_calibration(tif.ome_metadata)
+            return ome_calibration(tif.ome_metadata)
         except (ElementTree.ParseError, ValueError) as exc:
             log.warning("%s: unreadable OME metadata (%s); ignoring it", tif.filehandle.path, exc)
     tags = keyframe.tags
@@ -334,21 +355,6 @@ def _ratio(value) -> float:
         return float(value or 0.0)
 
 
-def _ome_calibration(xml: str) -> tuple[tuple[float, float] | None, str, list[str]]:
-    root = ElementTree.fromstring(xml)
-    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
-    if pixels is None:
-        return None, "", []
-    names = [c.get("Name", "") for c in pixels if c.tag.rsplit("}", 1)[-1] == "Channel"]
-    size_x, size_y = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
-    if size_x is None:
-        return None, "", names
-    x = float(size_x)
-    y = float(size_y) if size_y is not None else x
-    unit = normalize_unit(pixels.get("PhysicalSizeXUnit", "µm"))
-    return ((y, x), unit, names) if x > 0 and y > 0 else (None, "", names)
-
-
 def _channel_names(tif, axes: str, shape: tuple[int, ...], plan: _AxisPlan, n_channels: int,
                    ome_names: list[str], keyframe) -> list[str]:
     if len(ome_names) == n_channels and all(ome_names):
@@ -367,42 +373,3 @@ def _channel_names(tif, axes: str, shape: tuple[int, ...], plan: _AxisPlan, n_ch
     if n_channels in (3, 4) and "S" in axes and int(keyframe.photometric) == 2:
         return ["red", "green", "blue", "alpha"][:n_channels]
     return [f"channel {i + 1}" for i in range(n_channels)]
-
-
-def write_tiff(target: Path, data: np.ndarray, axes: str, pixel_size, unit, metadata=None) -> None:
-    """Write ``data`` atomically as a zlib-compressed ImageJ TIFF, or a plain TIFF where ImageJ cannot.
-
-    Parameters
-    ----------
-    target : Path
-        The file to replace.
-    data : numpy.ndarray
-        Pixels with one axis per letter of ``axes``.
-    axes : str
-        E.g. ``"YX"``, ``"ZYX"``, ``"ZCYX"``. ImageJ needs them in ``TZCYXS`` order and uint8, uint16 or
-        float32 pixels (RGB: uint8); other data go to a plain TIFF with the axes in its description.
-    pixel_size, unit
-        ``(y, x)`` calibration or None; stored as ImageJ unit + resolution (centimetres in a plain TIFF).
-    metadata : dict, optional
-        Extra ImageJ metadata (``mode``, ``min``, ``max``, ``Labels``).
-    """
-    imagej = (data.dtype in (np.uint8, np.uint16, np.float32)
-              and "".join(a for a in "TZCYXS" if a in axes) == axes
-              and ("S" not in axes or (data.dtype == np.uint8 and data.shape[-1] == 3)))
-    kwargs: dict = {}
-    md = {"axes": axes, **(metadata or {})}
-    if pixel_size is not None:
-        y, x = (float(v) for v in pixel_size)
-        if not (x > 0 and y > 0):
-            raise ValueError(f"pixel_size must be positive, got {pixel_size}")
-        unit = normalize_unit(unit) or "µm"
-        if imagej:
-            kwargs["resolution"] = (1.0 / x, 1.0 / y)
-            md["unit"] = "micron" if unit == "µm" else unit
-        elif unit == "µm":
-            kwargs.update(resolution=(1e4 / x, 1e4 / y), resolutionunit="CENTIMETER")
-    if not imagej:
-        md = {"axes": axes}
-        log.info("%s: %s %s cannot be stored as ImageJ TIFF; writing a plain TIFF", target, data.dtype, axes)
-    with atomic_path(target) as tmp:
-        tifffile.imwrite(tmp, data, imagej=imagej, metadata=md, compression="zlib", **kwargs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,14 +18,17 @@ import numpy as np
 import tifffile
 
 from .atomic import atomic_path
-from .tiff import normalize_unit, write_tiff
+from .ome import normalize_unit
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-_FORMAT_OF_SUFFIX = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-                     ".bmp": "BMP"}
+FORMAT_OF_SUFFIX: dict[str, str] = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
+                                     ".jpeg": "JPEG", ".bmp": "BMP"}
 
 
-def _label_dtype(max_value: int) -> np.dtype:
+def label_dtype(max_value: int) -> np.dtype:
+    """The smallest unsigned type that holds labels up to ``max_value``: uint8, uint16 or uint32."""
     if max_value < 256:
         return np.dtype(np.uint8)
     return np.dtype(np.uint16) if max_value < 65536 else np.dtype(np.uint32)
@@ -80,7 +84,7 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[
         raise ValueError(f"labels must be integers, got {labels.dtype}")
     if labels.size and labels.min() < 0:
         raise ValueError("labels must not be negative")
-    data = labels.astype(_label_dtype(int(labels.max()) if labels.size else 0), copy=False)
+    data = labels.astype(label_dtype(int(labels.max()) if labels.size else 0), copy=False)
     write_tiff(target, data, "YX" if data.ndim == 2 else _stack_axis(stack_axis) + "YX", pixel_size, unit)
 
 
@@ -166,7 +170,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, axes: str = "YX",
     from PIL import Image
 
     with atomic_path(target) as tmp:
-        Image.fromarray(array).save(tmp, format=_FORMAT_OF_SUFFIX[suffix])
+        Image.fromarray(array).save(tmp, format=FORMAT_OF_SUFFIX[suffix])
 
 
 @contextlib.contextmanager
@@ -214,3 +218,42 @@ def _reserve(path: os.PathLike) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def write_tiff(target: Path, data: np.ndarray, axes: str, pixel_size, unit, metadata=None) -> None:
+    """Write ``data`` atomically as a zlib-compressed ImageJ TIFF, or a plain TIFF where ImageJ cannot.
+
+    Parameters
+    ----------
+    target : Path
+        The file to replace.
+    data : numpy.ndarray
+        Pixels with one axis per letter of ``axes``.
+    axes : str
+        E.g. ``"YX"``, ``"ZYX"``, ``"ZCYX"``. ImageJ needs them in ``TZCYXS`` order and uint8, uint16 or
+        float32 pixels (RGB: uint8); other data go to a plain TIFF with the axes in its description.
+    pixel_size, unit
+        ``(y, x)`` calibration or None; stored as ImageJ unit + resolution (centimetres in a plain TIFF).
+    metadata : dict, optional
+        Extra ImageJ metadata (``mode``, ``min``, ``max``, ``Labels``).
+    """
+    imagej = (data.dtype in (np.uint8, np.uint16, np.float32)
+              and "".join(a for a in "TZCYXS" if a in axes) == axes
+              and ("S" not in axes or (data.dtype == np.uint8 and data.shape[-1] == 3)))
+    kwargs: dict = {}
+    md = {"axes": axes, **(metadata or {})}
+    if pixel_size is not None:
+        y, x = (float(v) for v in pixel_size)
+        if not (x > 0 and y > 0):
+            raise ValueError(f"pixel_size must be positive, got {pixel_size}")
+        unit = normalize_unit(unit) or "µm"
+        if imagej:
+            kwargs["resolution"] = (1.0 / x, 1.0 / y)
+            md["unit"] = "micron" if unit == "µm" else unit
+        elif unit == "µm":
+            kwargs.update(resolution=(1e4 / x, 1e4 / y), resolutionunit="CENTIMETER")
+    if not imagej:
+        md = {"axes": axes}
+        log.info("%s: %s %s cannot be stored as ImageJ TIFF; writing a plain TIFF", target, data.dtype, axes)
+    with atomic_path(target) as tmp:
+        tifffile.imwrite(tmp, data, imagej=imagej, metadata=md, compression="zlib", **kwargs)

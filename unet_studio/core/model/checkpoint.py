@@ -12,7 +12,9 @@ there is one: resuming a run restores the moments from it). Saving writes the ne
 replaces ``model.json`` atomically, then deletes weights and optimizer files no longer named: the replace of
 ``model.json`` is the single commit point, so a crash at any moment leaves the previous model or the
 new one, never a mix. Loading never unpickles anything: weights go through ``safetensors`` only, and
-a file that is not a valid safetensors file (a pickle payload, say) is refused.
+a file that is not a valid safetensors file (a pickle payload, say) is refused. Every value of
+``model.json`` is checked before it is used, and the weights against it before the network is built
+(:mod:`.safe_read`); each refusal names the file and the key.
 
 Class convention: output channel ``k`` of the network is class ``k + 1`` of a sparse label image
 (0 = unlabelled), and ``class_values[k]`` is the value written for it in predicted label images
@@ -34,9 +36,18 @@ from typing import Any
 
 import torch
 
-from ..io import atomic as atomic
-from ..config import ModelConfig
+from ..config import DEFAULT_NORMALIZATION, ModelConfig, real_number, whole_number
 from ..errors import ConfigError, ModelFileError
+from ..io import atomic
+from .safe_read import (
+    MAX_DESCRIPTION_BYTES,
+    MAX_TENSOR_FILE_BYTES,
+    check_finite,
+    check_weights_fit,
+    network_layout,
+    read_regular_file,
+    safetensors_shapes,
+)
 from .unet import UNet
 
 log = logging.getLogger(__name__)
@@ -53,9 +64,7 @@ class ModelInfo:
     model_config: ModelConfig
     class_values: list[int]
     class_names: list[str]
-    normalization: dict[str, Any] = field(
-        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8}
-    )
+    normalization: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
     train_config: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     best_score: float | None = None
@@ -65,6 +74,8 @@ class ModelInfo:
     thresholds: list[float] = field(default_factory=list)  # calibrated on validation; [] = plain argmax
 
     def __post_init__(self) -> None:
+        self.class_values = check_class_values(self.class_values)
+        self.normalization = check_normalization(self.normalization)
         n = self.model_config.n_classes
         if len(self.class_values) != n or len(self.class_names) != n:
             raise ConfigError(
@@ -91,11 +102,18 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelInfo":
+        try:
+            model_config = ModelConfig.from_dict(data["model_config"])
+        except ConfigError as exc:
+            raise ConfigError(f"model_config.{exc}") from None
+        class_values = data["class_values"]
+        if not isinstance(class_values, list):
+            raise ConfigError(f"class_values must be a list of whole numbers, got {class_values!r}")
         return cls(
-            model_config=ModelConfig.from_dict(data["model_config"]),
-            class_values=[int(v) for v in data["class_values"]],
+            model_config=model_config,
+            class_values=class_values,
             class_names=[str(n) for n in data["class_names"]],
-            normalization=dict(data.get("normalization") or {}),
+            normalization=data.get("normalization") or dict(DEFAULT_NORMALIZATION),
             train_config=data.get("train_config"),
             history=list(data.get("history") or []),
             best_score=data.get("best_score"),
@@ -104,6 +122,38 @@ class ModelInfo:
             extra=dict(data.get("extra") or {}),
             thresholds=[float(t) for t in data.get("thresholds") or []],
         )
+
+
+#: Label images are written as uint8, uint16 or uint32, or int32 when a value is negative
+#: (``core.predict.label_dtype``): class values must fit one of them.
+CLASS_VALUE_RANGE = (-(2**31), 2**32 - 1)
+
+
+def check_class_values(values: list[Any]) -> list[int]:
+    """``class_values`` as ints, when each is a whole number that a label image can hold; ConfigError otherwise."""
+    low, high = CLASS_VALUE_RANGE
+    checked = [whole_number("class_values", v, low, high) for v in values]
+    if checked and min(checked) < 0 and max(checked) >= 2**31:
+        raise ConfigError(f"class_values {checked} mix negative values with values of 2**31 or more, which no "
+                          "label image type holds")
+    return checked
+
+
+def check_normalization(spec: Any) -> dict[str, Any]:
+    """The ``normalization`` entry, checked: method "none", or "percentile" with 0 <= low < high <= 100."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"normalization must be a JSON object, got {spec!r}")
+    method = spec.get("method", "percentile")
+    if method == "none":
+        return dict(spec)
+    if method != "percentile":
+        raise ConfigError(f"normalization.method must be 'percentile' or 'none', got {method!r}")
+    low = real_number("normalization.low", spec.get("low", DEFAULT_NORMALIZATION["low"]), 0.0, 100.0)
+    high = real_number("normalization.high", spec.get("high", DEFAULT_NORMALIZATION["high"]), 0.0, 100.0)
+    if not low < high:
+        raise ConfigError(f"normalization.low ({low:g}) must be below normalization.high ({high:g}): they are the "
+                          "percentiles of each image that map to 0 and 1")
+    return {**spec, "method": method, "low": low, "high": high}
 
 
 def _versions() -> dict[str, str]:
@@ -183,16 +233,20 @@ def read_model_info(folder: str | os.PathLike) -> tuple[ModelInfo, dict[str, Any
     meta_path = folder / META_NAME
     if not folder.is_dir():
         raise ModelFileError(f"{folder} is not a folder; pass the model folder written by 'unet-studio train'")
-    if not meta_path.is_file():
+    text = read_regular_file(meta_path, MAX_DESCRIPTION_BYTES, "model description")
+    if text is None:
         raise ModelFileError(
             f"{folder} is not a UNet Studio model folder: {META_NAME} is missing "
             "(train a model with 'unet-studio train' or export one from the application)"
         )
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{meta_path} is unreadable or not valid JSON ({exc}); the model folder is damaged: "
                              "copy it again or train the model again") from None
+    except RecursionError:
+        raise ModelFileError(f"{meta_path} is nested too deeply to be a model description; the model folder is "
+                             "damaged: copy it again or train the model again") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{meta_path} is not a UNet Studio model description; pass the model folder written "
                              "by 'unet-studio train' or exported from the application")
@@ -213,6 +267,9 @@ def read_model_info(folder: str | os.PathLike) -> tuple[ModelInfo, dict[str, Any
         detail = f"the entry {exc} is missing" if isinstance(exc, KeyError) else str(exc)
         raise ModelFileError(f"{meta_path} is incomplete or inconsistent ({detail}); copy the model folder "
                              "again or train the model again") from None
+    except RecursionError:  # a deeply nested value where a flat one belongs
+        raise ModelFileError(f"{meta_path} holds values nested too deeply; copy the model folder again or train "
+                             "the model again") from None
     return info, meta
 
 
@@ -236,14 +293,9 @@ def _tensors(blob: bytes, sha256, path: Path, what: str) -> dict[str, torch.Tens
                              "folder again") from None
 
 
-def _read_weights(path: Path) -> bytes | None:
+def _read_weights(path: Path, limit: int = MAX_TENSOR_FILE_BYTES) -> bytes | None:
     """The bytes of a weights (or optimizer) file, or None when it does not exist (any other error is raised)."""
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return read_regular_file(path, limit, "weights file")
 
 
 def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNet, ModelInfo]:
@@ -251,9 +303,11 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     folder = Path(folder)
     for attempt in range(3):
         info, meta = read_model_info(folder)
+        # The network's tensors, laid out without memory: the weights must be these before anything is built.
+        expected, limit = network_layout(info.model_config)
         weights_name = str(meta.get("weights", ""))
         weights_path = folder / weights_name
-        blob = _read_weights(weights_path) if _plain_name(weights_name) else None
+        blob = _read_weights(weights_path, limit) if _plain_name(weights_name) else None
         if blob is not None:
             break
         # A save running in another thread or process replaced model.json and removed these weights
@@ -262,7 +316,9 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     if blob is None:
         raise ModelFileError(f"{folder}: the weights file {weights_name or '(none named)'} is missing; copy the "
                              f"whole model folder again ({META_NAME} and the weights-*.safetensors file beside it)")
+    check_weights_fit(safetensors_shapes(blob, weights_path), expected, weights_path, folder / META_NAME)
     state = _tensors(blob, meta.get("weights_sha256"), weights_path, "weights")
+    check_finite(state, weights_path)
     model = UNet.from_config(info.model_config)
     try:
         model.load_state_dict(state, strict=True)

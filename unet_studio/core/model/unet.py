@@ -166,11 +166,6 @@ class UNet(nn.Module):
         """Output side length for an input side length (raises ConfigError if not admissible)."""
         return output_size(input_size, self.config.depth, self.config.padding)
 
-    @property
-    def margin(self) -> int:
-        """Pixels lost on each side in valid mode (92 for the paper's network), 0 in same mode."""
-        return context_margin(self.config.depth, self.config.padding)
-
 
 def _valid_output(size: int, depth: int) -> int | None:
     """Output size of a valid-mode network, or None if some pooling sees an odd size or nothing is left."""
@@ -251,7 +246,3 @@ def size_info(size: int, config: ModelConfig) -> SizeInfo:
     out = output_size(size, config.depth, config.padding) if ok else None
     return SizeInfo(size, ok, out, lower, upper)
 
-
-def count_conv_layers(model: nn.Module) -> int:
-    """Number of convolution layers (3x3, up-convolutions and the 1x1 head)."""
-    return sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())

@@ -1,12 +1,40 @@
 """Prediction: overlap-tile inference, post-processing (thresholds, instances, measurements) and export.
 
-This package never imports :mod:`unet_studio.core.train`.
+This package never imports :mod:`unet_studio.core.train`. The names that need PyTorch (inference and
+export) load on first use, so that post-processing alone (the application's overlay) does not import it at
+start-up, as scikit-image's lazy loading does.
 """
 
-from .postprocess import InstanceConfig, find_instances, measure, probabilities_to_labels, table_to_csv
-from .tiled import InferProgress, iter_predict, iter_predict_stack, make_normalizer, predict_probabilities
+import importlib
+
+from .postprocess import (
+    InstanceConfig,
+    find_instances,
+    foreground_classes,
+    label_dtype,
+    measure,
+    probabilities_to_labels,
+    table_to_csv,
+    write_measurements_csv,
+)
+
+_LAZY = {
+    "ExportConfig": "export", "ExportProgress": "export", "OUTPUT_SUFFIXES": "export", "export_image": "export",
+    "output_paths": "export", "InferProgress": "tiled", "Predictor": "tiled", "check_slice_memory": "tiled",
+    "iter_predict": "tiled", "iter_predict_stack": "tiled", "make_normalizer": "tiled",
+    "predict_probabilities": "tiled", "probabilities_to_uint8": "tiled", "smallest_tile": "tiled",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "InferProgress", "InstanceConfig", "find_instances", "iter_predict", "iter_predict_stack",
-    "make_normalizer", "measure", "predict_probabilities", "probabilities_to_labels", "table_to_csv",
+    "ExportConfig", "ExportProgress", "InferProgress", "InstanceConfig", "OUTPUT_SUFFIXES", "Predictor",
+    "check_slice_memory", "export_image", "find_instances", "foreground_classes", "iter_predict",
+    "iter_predict_stack", "label_dtype", "make_normalizer", "measure", "output_paths", "predict_probabilities",
+    "probabilities_to_labels", "probabilities_to_uint8", "smallest_tile", "table_to_csv", "write_measurements_csv",
 ]

@@ -23,14 +23,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..io import atomic as atomic
-from ..config import _JsonMixin
+from ..config import ConfigDict
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class InstanceConfig(_JsonMixin):
+class InstanceConfig(ConfigDict):
     """How to turn a foreground mask into objects.
 
     method
@@ -257,6 +257,41 @@ def write_measurements_csv(path: str | os.PathLike, tables: Sequence[tuple[dict[
     atomic.write_text(path, header + "\n" + body)
 
 
+def foreground_classes(class_values: Sequence[int], class_names: Sequence[str],
+                       chosen: Sequence[int] = ()) -> list[int]:
+    """Indices of the classes whose pixels make up objects (instances and measurements).
+
+    Parameters
+    ----------
+    class_values, class_names : sequence
+        The model's classes (``ModelInfo.class_values`` and ``.class_names``).
+    chosen : sequence of int, optional
+        Class values chosen by the person; empty: every class but the background (the class named
+        "background", else the one of value 0, else the first).
+
+    Raises
+    ------
+    ConfigError
+        A chosen value is not a class value of the model.
+    """
+    values = [int(v) for v in class_values]
+    if chosen:
+        wanted = {int(c) for c in chosen}
+        missing = sorted(wanted - set(values))
+        if missing:
+            raise ConfigError(f"the foreground values {missing} are not class values of this model ({values}); "
+                              "choose among those")
+        return [k for k, v in enumerate(values) if v in wanted]
+    names = [str(n).lower() for n in class_names]
+    if "background" in names:
+        background = names.index("background")
+    elif 0 in values:
+        background = values.index(0)
+    else:
+        background = 0
+    return [k for k in range(len(values)) if k != background]
+
+
 def label_dtype(class_values: Sequence[int]) -> np.dtype:
     """Smallest unsigned integer type that holds the class values (int32 for negative ones)."""
     values = [int(v) for v in class_values] or [0]
@@ -277,6 +312,7 @@ def probabilities_to_labels(probs: np.ndarray, class_values: Sequence[int],
     take the most probable class without a threshold (the first class if every class has one).
     """
     probs = np.asarray(probs)
+    probs = probs.astype(np.float32) / 255.0 if probs.dtype == np.uint8 and thresholds else probs  # 0..255 scale
     k = probs.shape[0]
     if len(class_values) != k:
         raise ConfigError(f"{k} probability channels but {len(class_values)} class values")
@@ -293,3 +329,28 @@ def probabilities_to_labels(probs: np.ndarray, class_values: Sequence[int],
         index = np.argmax(probs, axis=0)
     lut = np.asarray(class_values, dtype=label_dtype(class_values))
     return lut[index]
+
+
+def calibrated_overlay_thresholds(thresholds: Sequence[float], n_classes: int) -> list[float] | None:
+    """Per-class display thresholds for a two-class model's calibrated ``[t, 0]`` or ``[0, t]``.
+
+    Parameters
+    ----------
+    thresholds
+        The thresholds a model chose on its validation data (see :func:`probabilities_to_labels`).
+    n_classes
+        Number of classes the display shows.
+
+    Returns
+    -------
+    list of float or None
+        ``t`` for the calibrated class and ``1 - t`` for the other (the same decision seen from either
+        class), or None when there is nothing to adopt (not two classes, or no threshold chosen).
+    """
+    if n_classes != 2 or len(thresholds) != 2 or not any(t > 0 for t in thresholds):
+        return None
+    k = 0 if thresholds[0] > 0 else 1
+    shown = [0.0, 0.0]
+    shown[k] = float(thresholds[k])
+    shown[1 - k] = round(1.0 - float(thresholds[k]), 4)
+    return shown

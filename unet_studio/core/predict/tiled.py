@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import InferConfig, ModelConfig
+from ..config import DEFAULT_NORMALIZATION, InferConfig, ModelConfig
 from ..device import autocast_dtype, is_out_of_memory, select_device  # noqa: F401  (re-exported)
 from ..errors import ConfigError, InferenceError
 from ..io.write import tiff_memmap  # re-exported: written by predict, once here
@@ -147,29 +147,39 @@ def _ready_model(model: torch.nn.Module, config: InferConfig) -> Iterator[tuple[
 # ----------------------------------------------------------------------------------------------- predicting
 
 
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+"""A batch of (N, C, h, w) float32 tiles on the device -> (N, K, h', w') class probabilities (softmax).
+
+The seam of the tiled predictor, as MONAI's ``sliding_window_inference`` takes a ``predictor``: the default
+is the network under autocast followed by a softmax; tests pass their own (an out-of-memory error on the
+first batch, a per-pixel rule)."""
+
+
 class _TiledPredictor:
     """Runs tile batches; remembers a batch or tile reduced after an out-of-memory error across slices."""
 
-    def __init__(self, net: torch.nn.Module, device: torch.device, config: InferConfig) -> None:
+    def __init__(self, net: torch.nn.Module, device: torch.device, config: InferConfig,
+                 predictor: Predictor | None = None) -> None:
         self.net = net
         self.device = device
         self.config = config
         self.mc: ModelConfig = net.config  # type: ignore[assignment]
         self.amp = autocast_dtype(device, config.amp)
+        self.predictor: Predictor = predictor if predictor is not None else self._softmax
         self.tile: int | None = None
         self.batch: int | None = None
 
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        if not self.config.tta:
-            return self._softmax(x)
         with torch.inference_mode():
+            if not self.config.tta:
+                return self.predictor(x)
             total = None
             for turns in range(4):  # the 8 symmetries of the square: 4 rotations, each also mirrored
                 for flip in (False, True):
                     view = torch.rot90(x, turns, dims=(2, 3))
                     view = view.flip(3) if flip else view
-                    probs = self._softmax(view)
+                    probs = self.predictor(view)
                     probs = probs.flip(3) if flip else probs
                     probs = torch.rot90(probs, -turns, dims=(2, 3))
                     total = probs if total is None else total + probs
@@ -311,35 +321,40 @@ def check_slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int =
             "programs, or use a computer with more memory")
 
 
-def iter_predict(model: torch.nn.Module, image: np.ndarray, config: InferConfig = InferConfig()) -> Iterator[InferProgress]:
+def iter_predict(model: torch.nn.Module, image: np.ndarray, config: InferConfig = InferConfig(),
+                 predictor: Predictor | None = None) -> Iterator[InferProgress]:
     """Predict a normalised (C, Y, X) image tile by tile, yielding progress after each tile batch.
 
     The last item has ``.result``: (K, Y, X) float32 softmax probabilities. Stop iterating (or call
-    ``close()``) to cancel between tile batches.
+    ``close()``) to cancel between tile batches. ``predictor`` (see :data:`Predictor`) replaces the
+    network's forward pass and softmax on each batch of tiles; test-time augmentation wraps it.
     """
     image = _check_image(model, image)
     check_slice_memory(image.shape, model.config.n_classes, 0)  # type: ignore[union-attr]
     with _ready_model(model, config) as (net, device):
-        yield from _TiledPredictor(net, device, config).run(image)
+        yield from _TiledPredictor(net, device, config, predictor).run(image)
 
 
-def predict_probabilities(model: torch.nn.Module, image: np.ndarray, config: InferConfig = InferConfig()) -> np.ndarray:
+def predict_probabilities(model: torch.nn.Module, image: np.ndarray, config: InferConfig = InferConfig(),
+                          predictor: Predictor | None = None) -> np.ndarray:
     """(K, Y, X) float32 softmax probabilities of a normalised (C, Y, X) (or (Y, X)) image."""
     result = None
-    for progress in iter_predict(model, image, config):
+    for progress in iter_predict(model, image, config, predictor):
         result = progress.result
     assert result is not None
     return result
 
 
 def iter_predict_stack(model: torch.nn.Module, stack: Any, config: InferConfig = InferConfig(),
-                       prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[InferProgress]:
+                       prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+                       predictor: Predictor | None = None) -> Iterator[InferProgress]:
     """Predict every slice of a stack, one slice in memory at a time.
 
     ``stack``: an :class:`~unet_studio.core.io.stack.ImageStack` (anything with ``len()`` and ``get_slice(i)``)
     or an (S, C, Y, X) array. ``prepare`` turns a raw (C, Y, X) slice into the network's input (e.g.
     :func:`make_normalizer`); without it slices are only cast to float32. Yields progress after each tile
     batch; the last item of each slice carries that slice's ``result`` (write it out and drop it).
+    ``predictor``: as in :func:`iter_predict`.
     """
     get = stack.get_slice if hasattr(stack, "get_slice") else stack.__getitem__
     total = len(stack)
@@ -348,16 +363,16 @@ def iter_predict_stack(model: torch.nn.Module, stack: Any, config: InferConfig =
         check_slice_memory(shape[1:], model.config.n_classes, dtype.itemsize, getattr(stack, "path", None))  # type: ignore[union-attr]
     start = time.perf_counter()
     with _ready_model(model, config) as (net, device):
-        predictor = _TiledPredictor(net, device, config)
+        tiled = _TiledPredictor(net, device, config, predictor)
         for index in range(total):
             raw = np.asarray(get(index))
             image = _check_image(model, prepare(raw) if prepare is not None else raw)
-            yield from predictor.run(image, index, total, start)
+            yield from tiled.run(image, index, total, start)
 
 
 def make_normalizer(normalization: dict[str, Any] | None) -> Callable[[np.ndarray], np.ndarray]:
     """The input normalisation a model was trained with (``ModelInfo.normalization``) as a function."""
-    spec = dict(normalization or {"method": "percentile", "low": 1.0, "high": 99.8})
+    spec = {**DEFAULT_NORMALIZATION, **(normalization or {})}
     method = spec.get("method", "percentile")
     if method == "none":
         return lambda image: np.asarray(image, np.float32)
@@ -365,7 +380,7 @@ def make_normalizer(normalization: dict[str, Any] | None) -> Callable[[np.ndarra
         raise ConfigError(f"unknown normalisation method {method!r} in the model folder")
     from ..io.stack import normalize_percentile
 
-    low, high = float(spec.get("low", 1.0)), float(spec.get("high", 99.8))
+    low, high = float(spec["low"]), float(spec["high"])
     return functools.partial(normalize_percentile, low=low, high=high)
 
 
@@ -380,7 +395,7 @@ def probabilities_to_uint8(probs: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "AxisPlan", "InferProgress", "TileLayout", "available_memory", "exact_context", "is_out_of_memory",
+    "AxisPlan", "InferProgress", "Predictor", "TileLayout", "available_memory", "exact_context", "is_out_of_memory",
     "iter_predict", "iter_predict_stack", "label_dtype", "make_normalizer", "plan_tiles",
     "predict_probabilities", "probabilities_to_labels", "probabilities_to_uint8", "smallest_tile", "tile_bytes",
     "tiff_memmap", "tiles_are_exact",

@@ -1,51 +1,40 @@
-"""The project folder: images (or references to them), painted labels, classes, models and settings.
+"""The project folder's content: ``project.json`` (images, classes, settings) and the painted labels files.
 
-Layout::
-
-    PROJECT/
-      project.json                 format version, images, classes, settings
-      labels/NAME_labels.tif       painted labels of image NAME: (Y, X) or (S, Y, X), 0 = unlabelled,
-                                   k = class k (1-based, in the order of project.json's classes)
-      models/current/              the model folder of the project (see core.checkpoint)
-
-Image paths are stored relative to the project folder when the image lies inside it, absolute
-otherwise, so that a project folder that holds its images can be moved as a whole. Every file is
-written atomically (temporary file + ``os.replace``): a crash leaves the previous version or the new
-one, never half a file. Qt-free: the application and tests use the same functions.
+Paths are named in :mod:`.layout`, values checked by :mod:`.schema`. Image paths are stored relative to
+the project folder when the image lies inside it, absolute otherwise, so that a project folder that holds
+its images can be moved as a whole. Each image entry records the shape and a fingerprint of the pixels
+its labels were painted on: labels are never shown on another image (a replaced file, or a different
+image added under the name of a removed one). Every file is written atomically (temporary file +
+``os.replace``): a crash leaves the previous version or the new one, never half a file. Qt-free.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..io import atomic as atomic
-from ..errors import ImageReadError, UNetStudioError
-
-log = logging.getLogger(__name__)
+from ..errors import ImageReadError
+from ..io import write_labels, write_text
+from ..labels import labels_dtype
+from .layout import (LABELS_SUFFIX, PROJECT_FILE, ProjectError, ProjectLayout, is_valid_name,
+                     safe_name)
+from .schema import clean_classes, clean_settings
 
 FORMAT_NAME = "unet-studio-project"
 FORMAT_VERSION = 1
-PROJECT_FILE = "project.json"
-LABELS_DIR = "labels"
-MODEL_DIR = Path("models") / "current"
-RECENT_FILE = "recent_projects.json"
-RECENT_LIMIT = 10
 
 DEFAULT_COLORS = (
     "#3b75af", "#e8542a", "#45b649", "#f4c430", "#a05ac8", "#1fb5b5", "#e377c2", "#8c564b", "#bcbd22",
 )
 
-
-class ProjectError(UNetStudioError):
-    """A project folder cannot be read or written."""
+__all__ = ["ClassInfo", "ImageEntry", "Project", "ProjectError", "create_project", "fingerprint", "is_project_folder",
+           "load_labels", "load_project", "save_labels", "save_project", "write_project"]
 
 
 @dataclass
@@ -73,77 +62,130 @@ def next_color(used: list[str]) -> str:
 
 @dataclass
 class ImageEntry:
-    """An image of the project; ``name`` is unique in the project and names its label file."""
+    """An image of the project; ``name`` is unique in the project (ignoring case) and names its labels file.
+
+    ``shape`` ``(S, Y, X)`` and ``fingerprint`` (see :func:`fingerprint`) describe the pixels the labels
+    were painted on; None until the image is first opened.
+    """
 
     path: Path  # absolute
     name: str
+    shape: tuple[int, int, int] | None = None
+    fingerprint: str | None = None
+
+
+def fingerprint(stack) -> str:
+    """A short hash of an image's pixels (first and last slice, shape and dtype), not of its file bytes.
+
+    Re-saving an image in another format or compression keeps its fingerprint; another image gets another.
+    """
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(repr((tuple(stack.shape), str(np.dtype(stack.dtype)))).encode())
+    for index in sorted({0, stack.shape[0] - 1}):
+        digest.update(np.ascontiguousarray(stack.get_slice(index)).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
 class Project:
-    """What ``project.json`` holds. ``folder`` is None for a project not yet saved anywhere."""
+    """What ``project.json`` holds. ``folder`` is None for a project not yet saved anywhere.
+
+    ``retired`` lists removed images whose labels files stay in the folder: their names are not given to
+    another image, and the same image added again gets its labels back. ``notices`` says what
+    :func:`load_project` ignored in the file (for the person).
+    """
 
     folder: Path | None = None
     images: list[ImageEntry] = field(default_factory=list)
     classes: list[ClassInfo] = field(default_factory=default_classes)
     settings: dict[str, Any] = field(default_factory=dict)
+    retired: list[ImageEntry] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     # -- paths ---------------------------------------------------------------------------------
-    def _require_folder(self) -> Path:
+    @property
+    def layout(self) -> ProjectLayout:
         if self.folder is None:
             raise ProjectError("the project has no folder yet; save it in a folder first")
-        return self.folder
+        return ProjectLayout(self.folder)
 
     @property
     def model_dir(self) -> Path:
-        return self._require_folder() / MODEL_DIR
+        return self.layout.model_dir
 
     def labels_path(self, name: str) -> Path:
-        return self._require_folder() / LABELS_DIR / f"{name}_labels.tif"
+        return self.layout.labels_path(name)
 
     def has_model(self) -> bool:
         return self.folder is not None and (self.model_dir / "model.json").is_file()
 
     # -- images --------------------------------------------------------------------------------
-    def unique_name(self, path: Path) -> str:
-        base = re.sub(r"[^\w.-]+", "_", path.stem).strip("_") or "image"
-        # Strip a second suffix like .ome of NAME.ome.tif
-        if base.lower().endswith(".ome"):
-            base = base[:-4]
-        taken = {entry.name for entry in self.images}
+    def unique_name(self, path: Path, digest: str | None = None) -> str:
+        """A name for the image ``path`` that no other image, removed image or labels file uses.
+
+        An image whose fingerprint ``digest`` is that of a removed image gets the removed image's name
+        back (and with it its labels).
+        """
+        if digest is not None:
+            for entry in self.retired:
+                if entry.fingerprint == digest and entry.name.casefold() not in self._names(retired=False):
+                    return entry.name
+        stem = Path(path).stem
+        base = safe_name(stem[:-4] if stem.lower().endswith(".ome") else stem)  # NAME.ome.tif
+        taken = self._names()
         name, n = base, 2
-        while name in taken:
+        while name.casefold() in taken:  # casefold: A.tif and a.tif must not share a file on macOS
             name, n = f"{base}_{n}", n + 1
         return name
 
-    def add_image(self, path: str | os.PathLike) -> ImageEntry:
+    def _names(self, retired: bool = True) -> set[str]:
+        names = {entry.name.casefold() for entry in self.images}
+        if retired:
+            names |= {entry.name.casefold() for entry in self.retired}
+            if self.folder is not None:  # labels files of images no entry names (removed by hand, older versions)
+                names |= {path.name[: -len(LABELS_SUFFIX)].casefold() for path in self.layout.labels_files()}
+        return names
+
+    def add_image(self, path: str | os.PathLike, digest: str | None = None) -> ImageEntry:
         """Add ``path`` (or return its existing entry)."""
         path = Path(path).resolve()
         for entry in self.images:
             if entry.path == path:
                 return entry
-        entry = ImageEntry(path=path, name=self.unique_name(path))
+        entry = ImageEntry(path=path, name=self.unique_name(path, digest), fingerprint=digest)
+        self.retired = [e for e in self.retired if e.name.casefold() != entry.name.casefold()]
         self.images.append(entry)
         return entry
 
+    def remove_image(self, entry: ImageEntry) -> None:
+        """Drop ``entry``; its name is retired (its labels file, if any, stays for when it comes back)."""
+        self.images.remove(entry)
+        self.retired.append(entry)
+
     # -- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        images = []
-        for entry in self.images:
-            stored: str = str(entry.path)
-            if self.folder is not None:
-                try:
-                    stored = entry.path.relative_to(self.folder.resolve()).as_posix()
-                except ValueError:
-                    pass
-            images.append({"name": entry.name, "path": stored})
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "images": images,
+            "images": [self._entry_dict(entry) for entry in self.images],
+            "removed_images": [self._entry_dict(entry) for entry in self.retired],
             "classes": [{"name": c.name, "color": c.color} for c in self.classes],
             "settings": self.settings,
         }
+
+    def _entry_dict(self, entry: ImageEntry) -> dict[str, Any]:
+        stored: str = str(entry.path)
+        if self.folder is not None:
+            try:
+                stored = entry.path.relative_to(self.folder.resolve()).as_posix()
+            except ValueError:
+                pass
+        item: dict[str, Any] = {"name": entry.name, "path": stored}
+        if entry.shape is not None:
+            item["shape"] = list(entry.shape)
+        if entry.fingerprint is not None:
+            item["fingerprint"] = entry.fingerprint
+        return item
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], folder: Path) -> "Project":
@@ -151,23 +193,45 @@ class Project:
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
             raise ProjectError(f"{where} is not a UNet Studio project file")
         version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
             raise ProjectError(
                 f"{where} was written by a newer UNet Studio (project format {version}, this version reads "
                 f"up to {FORMAT_VERSION}); upgrade UNet Studio to open it"
             )
-        try:
-            images = []
-            for item in data.get("images", []):
-                path = Path(item["path"])
-                if not path.is_absolute():
-                    path = folder / path
-                images.append(ImageEntry(path=path.resolve(), name=str(item["name"])))
-            classes = [ClassInfo(str(c["name"]), str(c["color"])) for c in data.get("classes", [])]
-            settings = dict(data.get("settings") or {})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProjectError(f"{where} is incomplete or damaged ({exc})") from None
-        return cls(folder=folder, images=images, classes=classes or default_classes(), settings=settings)
+        project = cls(folder=folder)
+        project.settings, project.notices = clean_settings(data.get("settings") or {})
+        classes, notices = clean_classes(data.get("classes", []), DEFAULT_COLORS)
+        project.classes = [ClassInfo(name, color) for name, color in classes] or default_classes()
+        project.notices += notices
+        for key, target in (("images", project.images), ("removed_images", project.retired)):
+            items = data.get(key, [])
+            if not isinstance(items, list):
+                raise ProjectError(f"{where} is incomplete or damaged ('{key}' is not a list)")
+            for index, item in enumerate(items):
+                target.append(project._read_entry(item, f"{key}[{index}]"))
+        return project
+
+    def _read_entry(self, item: Any, key: str) -> ImageEntry:
+        """One image entry of project.json; a bad name is replaced (and said), a missing path is an error."""
+        where = self.folder / PROJECT_FILE
+        path = item.get("path") if isinstance(item, dict) else None
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise ProjectError(f"{where} is incomplete or damaged ({key} has no valid 'path')")
+        path = Path(path) if Path(path).is_absolute() else self.folder / path
+        name = item.get("name")
+        if not is_valid_name(name) or name.casefold() in self._names(retired=False) | {
+                e.name.casefold() for e in self.retired}:
+            given = name
+            name = self.unique_name(Path(safe_name(str(name)) + ".tif"))
+            self.notices.append(f"{key}.name: {given!r} cannot name a labels file of its own; renamed to "
+                                f"'{name}'")
+        shape, digest = item.get("shape"), item.get("fingerprint")
+        if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n > 0 for n in shape)):
+            shape = None
+        if not (isinstance(digest, str) and len(digest) <= 64):
+            digest = None
+        return ImageEntry(path=path.resolve(), name=name, shape=tuple(shape) if shape else None,
+                          fingerprint=digest)
 
 
 def is_project_folder(folder: str | os.PathLike) -> bool:
@@ -185,32 +249,43 @@ def create_project(folder: str | os.PathLike) -> Project:
 
 
 def load_project(folder: str | os.PathLike) -> Project:
-    """Read ``folder/project.json``; raises :class:`ProjectError` saying what is wrong."""
+    """Read ``folder/project.json``; raises :class:`ProjectError` saying what is wrong.
+
+    Values that break the schema (:mod:`.schema`) are dropped and listed in ``Project.notices``.
+    """
     folder = Path(folder).resolve()
     path = folder / PROJECT_FILE
     if not path.is_file():
         raise ProjectError(f"{folder} is not a UNet Studio project folder ({PROJECT_FILE} is missing)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProjectError(f"{path} cannot be read ({exc}); the project file is damaged") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ProjectError(f"{path} cannot be read ({str(exc)[:200]}); the project file is damaged") from None
     return Project.from_dict(data, folder)
+
+
+def project_text(project: Project) -> str:
+    """``project.json``'s text for ``project`` (built on the caller's thread, written by :func:`write_project`)."""
+    return json.dumps(project.to_dict(), indent=2)
+
+
+def write_project(folder: Path, text: str) -> None:
+    """Write ``text`` as ``folder/project.json`` atomically, creating the folder and its labels/ folder."""
+    layout = ProjectLayout(folder)
+    try:
+        layout.labels_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProjectError(f"cannot create the project folder {folder}: {exc.strerror or exc}") from None
+    write_text(layout.project_file, text)
 
 
 def save_project(project: Project) -> None:
     """Write ``project.json`` atomically (creating the folder and its labels/ folder)."""
-    folder = project._require_folder()
-    try:
-        (folder / LABELS_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProjectError(f"cannot create the project folder {folder}: {exc.strerror or exc}") from None
-    atomic.write_text(folder / PROJECT_FILE, json.dumps(project.to_dict(), indent=2))
+    write_project(project.layout.folder, project_text(project))
 
 
 def save_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write a label array (S, Y, X) atomically as a TIFF Fiji and napari open; one slice is written as (Y, X)."""
-    from ..io.stack import write_labels
-
     path = Path(path)
     data = np.asarray(labels)
     if data.ndim == 3 and data.shape[0] == 1:
@@ -223,10 +298,11 @@ def save_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
 
 
 def load_labels(path: str | os.PathLike, shape: tuple[int, int, int], n_classes: int | None = None) -> np.ndarray:
-    """Read a label file written by :func:`save_labels` as (S, Y, X) uint8 of ``shape``.
+    """Read a label file written by :func:`save_labels` as (S, Y, X) of ``shape``.
 
-    Raises :class:`ImageReadError` when the file is unreadable or does not fit the image; values above
-    ``n_classes`` are refused so that a damaged file is never silently used.
+    The dtype is the smallest that holds the values and ``n_classes`` (uint8, else uint16): a value is
+    never wrapped. Raises :class:`ImageReadError` when the file is unreadable or does not fit the image;
+    values above ``n_classes`` are refused so that a damaged file is never silently used.
     """
     import tifffile
 
@@ -245,60 +321,18 @@ def load_labels(path: str | os.PathLike, shape: tuple[int, int, int], n_classes:
             "another image (was the image file replaced?); put the right image back, or move the label file "
             "away to start this image's labels again"
         )
-    if data.size and (data.min() < 0 or (n_classes is not None and data.max() > n_classes)):
+    if not np.issubdtype(data.dtype, np.integer):
+        raise ImageReadError(f"the labels {path} hold {data.dtype} values, not whole numbers: the file is not a "
+                             "labels file; move it away to start this image's labels again")
+    top = int(data.max()) if data.size else 0
+    if data.size and (data.min() < 0 or (n_classes is not None and top > n_classes)):
         raise ImageReadError(
-            f"the labels {path} hold values up to {data.max()} but the project has {n_classes} classes; add "
-            f"classes (Classes panel) until there are {data.max()} and open the project again"
+            f"the labels {path} hold values up to {top} but the project has {n_classes} classes; add "
+            f"classes (Classes panel) until there are {top} and open the project again"
         )
-    return data.astype(np.uint8, copy=False)
-
-
-# -- recent projects ---------------------------------------------------------------------------
-
-def user_config_dir() -> Path:
-    """$UNET_STUDIO_CONFIG_DIR, else $XDG_CONFIG_HOME/unet-studio, else ~/.config/unet-studio."""
-    env = os.environ.get("UNET_STUDIO_CONFIG_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or (Path.home() / ".config")
-    return Path(base) / "unet-studio"
-
-
-def untitled_projects_dir() -> Path:
-    """Where projects not yet saved by the person live (autosaved, so that nothing is lost)."""
-    env = os.environ.get("UNET_STUDIO_CONFIG_DIR")
-    if env:
-        return Path(env) / "untitled"
-    base = os.environ.get("XDG_DATA_HOME") or (Path.home() / ".local" / "share")
-    return Path(base) / "unet-studio" / "untitled"
-
-
-def is_untitled(folder: Path | None) -> bool:
-    if folder is None:
-        return True
-    return Path(folder).resolve().parent == untitled_projects_dir().resolve()
-
-
-def load_recent(config_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Recent project folders, newest first (those that no longer exist are dropped)."""
-    path = Path(config_dir or user_config_dir()) / RECENT_FILE
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-        folders = [Path(item) for item in items if isinstance(item, str)]
-    except (OSError, ValueError):
-        return []
-    return [folder for folder in folders if is_project_folder(folder)]
-
-
-def add_recent(folder: str | os.PathLike, config_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Put ``folder`` first in the recent list; a failure to write it is logged, never raised."""
-    config_dir = Path(config_dir or user_config_dir())
-    folder = Path(folder).resolve()
-    folders = [folder] + [f for f in load_recent(config_dir) if f != folder]
-    folders = folders[:RECENT_LIMIT]
-    try:
-        config_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(config_dir / RECENT_FILE, json.dumps([str(f) for f in folders], indent=2))
-    except (OSError, UNetStudioError) as exc:
-        log.warning("cannot update the recent projects list: %s", exc)
-    return folders
+        dtype = labels_dtype(max(top, n_classes or 0))
+    except ValueError:
+        raise ImageReadError(f"the labels {path} hold values up to {top}, more classes than a project can have; "
+                             "move the file away to start this image's labels again") from None
+    return data.astype(dtype, copy=False)

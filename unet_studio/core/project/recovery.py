@@ -22,14 +22,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import atomic as atomic
 from ..errors import UNetStudioError
+from ..io import write_text
+from .layout import ProjectLayout
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".unet-studio.lock"
-#: Where atomic writes put their temporary files (see core.atomic): ``.NAME.RANDOM.tmp.SUFFIX``.
-_TEMP_PLACES = (".", "labels", "models/current")
+#: The largest process id any system hands out (Linux: 2**22; a lock with a larger one is damaged).
+MAX_PID = 2**31 - 1
+#: A lock file is a few hundred bytes; a bigger one is not ours and is not read.
+MAX_LOCK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class PreviousSession:
 
 # -- processes ---------------------------------------------------------------------------------
 
-def _process_start(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """A token that differs between two processes that had the same pid (Linux), else None."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -80,7 +82,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
+    if not 0 < pid <= MAX_PID:
         return False
     if sys.platform == "win32":
         return _pid_alive_windows(pid)
@@ -90,7 +92,7 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return False
     return not _is_zombie(pid)  # a killed process not yet reaped by its parent is dead too
 
@@ -113,7 +115,7 @@ def _pid_alive_windows(pid: int) -> bool:
 
 def _this_process() -> dict:
     pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "start": _process_start(pid), "opened": time.time()}
+    return {"pid": pid, "host": socket.gethostname(), "start": process_start(pid), "opened": time.time()}
 
 
 def _is_this_process(holder: dict) -> bool:
@@ -121,33 +123,42 @@ def _is_this_process(holder: dict) -> bool:
     return holder.get("pid") == me["pid"] and holder.get("host") == me["host"]
 
 
+def _valid_pid(pid: object) -> int | None:
+    return pid if type(pid) is int and 0 < pid <= MAX_PID else None
+
+
 def _holder_running(holder: dict) -> bool:
-    if holder.get("host") != socket.gethostname():
+    pid, host = _valid_pid(holder.get("pid")), holder.get("host")
+    if pid is None or not isinstance(host, str) or not host:
+        return False  # a damaged lock is a stale lock
+    if host != socket.gethostname():
         return True  # a process on another computer (shared folder): it cannot be checked, assume it runs
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or not _pid_alive(pid):
+    if not _pid_alive(pid):
         return False
     start = holder.get("start")
     # The pid was reused by a process started later: the one that wrote the lock is gone.
-    return start is None or _process_start(pid) in (None, start)
+    return start is None or process_start(pid) in (None, start)
 
 
 # -- the lock ----------------------------------------------------------------------------------
 
 def read_lock(folder: str | os.PathLike) -> dict | None:
     """The lock of ``folder`` as written by :func:`claim`, or None (absent or unreadable)."""
+    path = ProjectLayout(Path(folder)).lock_file
     try:
-        data = json.loads((Path(folder) / LOCK_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if path.stat().st_size > MAX_LOCK_BYTES:
+            return {}  # not a lock this program wrote: a damaged, stale lock
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
 def last_saved(folder: str | os.PathLike) -> float | None:
     """Modification time of the newest labels file or project.json of ``folder``."""
-    folder = Path(folder)
+    layout = ProjectLayout(Path(folder))
     times = []
-    for path in [folder / "project.json", *(folder / "labels").glob("*_labels.tif")]:
+    for path in [layout.project_file, *layout.labels_files()]:
         with contextlib.suppress(OSError):
             times.append(path.stat().st_mtime)
     return max(times, default=None)
@@ -159,9 +170,9 @@ def previous_session(folder: str | os.PathLike) -> PreviousSession | None:
     holder = read_lock(folder)
     if holder is None or _is_this_process(holder):
         return None
-    pid = holder.get("pid")
-    return PreviousSession(folder=folder, pid=pid if isinstance(pid, int) else -1, host=str(holder.get("host", "")),
-                           running=_holder_running(holder), last_saved=last_saved(folder))
+    return PreviousSession(folder=folder, pid=_valid_pid(holder.get("pid")) or -1,
+                           host=str(holder.get("host", ""))[:100], running=_holder_running(holder),
+                           last_saved=last_saved(folder))
 
 
 def claim(folder: str | os.PathLike) -> PreviousSession | None:
@@ -175,7 +186,7 @@ def claim(folder: str | os.PathLike) -> PreviousSession | None:
     if previous is not None and previous.crashed:
         remove_temporary_files(folder)
     try:
-        atomic.write_text(folder / LOCK_FILE, json.dumps(_this_process()))
+        write_text(ProjectLayout(folder).lock_file, json.dumps(_this_process()))
     except UNetStudioError as exc:  # a read-only project still opens; saving will say what is wrong
         log.warning("cannot mark %s as open: %s", folder, exc)
     return previous
@@ -185,7 +196,7 @@ def release(folder: str | os.PathLike | None) -> None:
     """Remove the lock of ``folder`` when this process holds it (the project was closed cleanly)."""
     if folder is None:
         return
-    path = Path(folder) / LOCK_FILE
+    path = ProjectLayout(Path(folder)).lock_file
     holder = read_lock(folder)
     if holder is not None and _is_this_process(holder):
         with contextlib.suppress(OSError):
@@ -195,8 +206,8 @@ def release(folder: str | os.PathLike | None) -> None:
 def remove_temporary_files(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files of interrupted atomic writes in a project folder; return them."""
     removed = []
-    for place in _TEMP_PLACES:
-        for path in (Path(folder) / place).glob(".*.tmp*"):
+    for place in ProjectLayout(Path(folder)).temp_places():
+        for path in place.glob(".*.tmp*"):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
@@ -212,7 +223,7 @@ def has_labels(folder: str | os.PathLike) -> bool:
     import numpy as np
     import tifffile
 
-    for path in (Path(folder) / "labels").glob("*_labels.tif"):
+    for path in ProjectLayout(Path(folder)).labels_files():
         try:
             if np.asarray(tifffile.imread(path)).any():
                 return True
@@ -228,7 +239,7 @@ def crashed_untitled_projects(untitled_dir: str | os.PathLike) -> list[PreviousS
         return []
     found = []
     for folder in base.iterdir():
-        if not (folder / "project.json").is_file():
+        if not ProjectLayout(folder).project_file.is_file():
             continue
         previous = previous_session(folder)
         if previous is not None and previous.crashed:

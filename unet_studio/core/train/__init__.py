@@ -5,6 +5,9 @@
 
 from .data import TrainingSet
 from .folders import load_folder, map_label_values, pair_files
-from .loop import TrainProgress, train
+from .loop import train
+from .progress import Calibrator, TrainProgress, learning_rate
+from .validation import calibrate_thresholds
 
-__all__ = ["TrainProgress", "TrainingSet", "load_folder", "map_label_values", "pair_files", "train"]
+__all__ = ["Calibrator", "TrainProgress", "TrainingSet", "calibrate_thresholds", "learning_rate", "load_folder",
+           "map_label_values", "pair_files", "train"]

@@ -1,7 +1,7 @@
 """Training data in memory: the images and label images, the patch sampler and the validation split.
 
 Inside the core a label image is always ``int64``-compatible with 0 = unlabelled and 1..K = class K
-(reading folders of files and mapping their values to classes: :mod:`.data_files`).
+(reading folders of files and mapping their values to classes: :mod:`.folders`).
 
 The sampler crops a slightly larger region around a random centre (biased toward annotated pixels,
 class by class, so that thin strokes of a rare class are seen often); the geometric augmentation

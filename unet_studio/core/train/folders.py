@@ -18,14 +18,40 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+from ..io import list_images, normalize_percentile, pixel_warning, read_image, read_labels, require_memory
 from .data import TrainingSet
-from ..errors import DataError, ImageReadError
 
 log = logging.getLogger(__name__)
 
 #: Dense label images with more distinct values than this are probably instance images.
 MAX_DENSE_CLASSES = 16
-_LABEL_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "-labels", "-label", "_gt", "_seg")
+#: Endings of a label image's name after the name of its image (``a_labels.tif`` labels ``a.tif``).
+LABEL_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "-labels", "-label", "_gt", "_seg")
+
+
+#: Label images hold values a label image type can hold (uint8 .. uint32, or int32 with negative values);
+#: the class values of a model are written back with them.
+LABEL_VALUE_RANGE = (-(2**31), 2**32 - 1)
+
+
+def _class_values_of(raw_labels: list[np.ndarray]) -> np.ndarray:
+    """The distinct values of the label images as int64, refusing values no label image can hold."""
+    low, high = LABEL_VALUE_RANGE
+    uniques = []
+    for lab in raw_labels:
+        values = np.unique(np.asarray(lab))
+        if not np.issubdtype(values.dtype, np.integer):
+            raise DataError(f"label images must hold whole numbers, got {values.dtype}; save them as 8- or "
+                            "16-bit integer images")
+        # Compare as Python ints: mixing uint64 and int64 arrays would go through float64 and round.
+        if values.size and (int(values[0]) < low or int(values[-1]) > high):
+            bad = int(values[0]) if int(values[0]) < low else int(values[-1])
+            raise DataError(f"a label image holds the value {bad}, outside {low}..{high} (what a label image "
+                            "can hold and a model can write back); renumber the labels, e.g. as 8- or 16-bit "
+                            "integers")
+        uniques.append(values.astype(np.int64))
+    return np.unique(np.concatenate(uniques)) if uniques else np.zeros(0, np.int64)
 
 
 def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None,
@@ -35,11 +61,12 @@ def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None
     ``unlabelled=None`` (dense): every distinct value is a class. ``unlabelled=V`` (sparse): pixels
     equal to V are ignored and the other values are classes. ``instances=True``: instance images
     (0 background, 1..N objects) become background (class 1, value 0) and foreground (class 2, value 1).
+    Raises :class:`DataError` for values outside :data:`LABEL_VALUE_RANGE` (never wrapped).
     """
     if instances:
         mapped = [np.where(np.asarray(lab) > 0, 2, 1).astype(np.int64) for lab in raw_labels]
         return mapped, [0, 1]
-    values = np.unique(np.concatenate([np.unique(np.asarray(lab)) for lab in raw_labels]))
+    values = _class_values_of(raw_labels)
     if unlabelled is not None:
         values = values[values != unlabelled]
     if len(values) == 0:
@@ -54,7 +81,7 @@ def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None
     class_values = [int(v) for v in values]
     mapped = []
     for lab in raw_labels:
-        lab = np.asarray(lab)
+        lab = np.asarray(lab).astype(np.int64)  # in range (checked above): exact
         # searchsorted maps each value to its class index; unlabelled values map to 0 below.
         index = np.searchsorted(values, lab).clip(0, len(values) - 1)
         out = (index + 1).astype(np.int64)
@@ -63,68 +90,85 @@ def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None
     return mapped, class_values
 
 
-def _label_stem(path: Path) -> str:
-    stem = path.name.split(".")[0].lower()
-    for suffix in _LABEL_SUFFIXES:
-        if stem.endswith(suffix) and len(stem) > len(suffix):
+def image_stem(path: Path) -> str:
+    """The name of an image file without its extension (``cell.1.tif`` -> ``cell.1``, ``a.ome.tif`` -> ``a``)."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
+
+
+def label_key(path: Path) -> str:
+    """What a label image names: its stem without a label suffix (``a_labels.tif`` -> ``a``)."""
+    stem = image_stem(path)
+    for suffix in LABEL_SUFFIXES:
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)]
     return stem
+
+
+def _candidates(stem: str, labels: list[Path], exact: bool) -> list[Path]:
+    if exact:
+        return [p for p in labels if image_stem(p) == stem or label_key(p) == stem]
+    folded = stem.casefold()
+    return [p for p in labels if image_stem(p).casefold() == folded or label_key(p).casefold() == folded]
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def pair_files(images_dir: str | Path, labels_dir: str | Path) -> list[tuple[Path, Path]]:
     """Pair images with label images by file name (``a.tif`` with ``a.tif``, ``a_labels.tif``, ``a_mask.png``).
 
-    Raises :class:`DataError` naming the unpaired files.
+    The whole stem counts (``cell.1.tif`` pairs with ``cell.1.tif`` or ``cell.1_labels.tif``), letter case
+    first exactly, then, for an image with no exact match, ignoring case. An image never pairs with itself:
+    when both folders are one, files with a label suffix are the labels. Raises :class:`DataError` naming the
+    files when an image has no label image, several, or one that another image has too.
     """
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for folder, what in ((images_dir, "images"), (labels_dir, "labels")):
         if not folder.is_dir():
             raise DataError(f"the {what} folder {folder} does not exist or is not a folder")
-    images = _list_images(images_dir)
-    labels = _list_images(labels_dir)
+    images, labels = list_images(images_dir), list_images(labels_dir)
+    if images_dir.resolve() == labels_dir.resolve():
+        labels = [p for p in labels if label_key(p) != image_stem(p)]
+        images = [p for p in images if p not in labels]
     if not images:
         raise DataError(f"no image files in {images_dir}")
-    by_stem: dict[str, Path] = {}
-    for path in labels:
-        by_stem.setdefault(path.name.split(".")[0].lower(), path)
-        by_stem.setdefault(_label_stem(path), path)
-    pairs, missing = [], []
-    used = set()
-    for image in images:
-        label = by_stem.get(image.name.split(".")[0].lower())
-        if label is None:
-            missing.append(image.name)
-        else:
-            pairs.append((image, label))
-            used.add(label)
+    pairs, missing, owner = [], [], {}  # owner: label image -> the image it labels
+    for exact in (True, False):
+        for image in images:
+            if image in owner.values():
+                continue
+            found = [p for p in _candidates(image_stem(image), labels, exact) if p != image]
+            if not exact and found and all(p in owner for p in found):  # taken by exact matches
+                raise DataError(f"{image.name} has no label image of its own in {labels_dir}: {found[0].name} "
+                                f"labels {owner[found[0]].name} (the names differ only in letter case); add a "
+                                f"label image for {image.name}")
+            if len(found) > 1:
+                raise DataError(f"{image.name} matches several label images in {labels_dir}: "
+                                f"{_shown([p.name for p in found])}; keep one of them")
+            if found:
+                if found[0] in owner:
+                    raise DataError(f"{owner[found[0]].name} and {image.name} both pair with the label image "
+                                    f"{found[0].name} in {labels_dir}; rename one of the images or give each its "
+                                    "own label image")
+                owner[found[0]] = image
+                pairs.append((image, found[0]))
+            elif not exact:
+                missing.append(image.name)
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise DataError(f"no label image in {labels_dir} for {shown} (labels are paired by file name, e.g. "
-                        f"{missing[0]} with {missing[0]} or {Path(missing[0]).stem}_labels.tif); add the label "
-                        "image or move the image out of the images folder")
-    extra = [p.name for p in labels if p not in used]
+        raise DataError(f"no label image in {labels_dir} for {_shown(missing)} (labels are paired by file name, e.g. "
+                        f"{missing[0]} with {missing[0]} or {image_stem(Path(missing[0]))}_labels.tif); add the "
+                        "label image or move the image out of the images folder")
+    extra = [p.name for p in labels if p not in owner]
     if extra:
         log.warning("label images without an image are ignored: %s", ", ".join(extra[:5]))
-    return pairs
-
-
-def _list_images(folder: Path) -> list[Path]:
-    try:
-        from ..io.stack import list_images
-    except ImportError:  # io.py not there yet: same rule, tiff/png only
-        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                      and p.suffix.lower() in (".tif", ".tiff", ".png"))
-    return list(list_images(folder))
+    order = {image: n for n, image in enumerate(images)}
+    return sorted(pairs, key=lambda pair: order[pair[0]])
 
 
 def read_image_slices(path: Path) -> list[np.ndarray]:
     """Read an image (stack) as a list of normalised (C, Y, X) float32 slices."""
-    try:
-        from ..io.stack import normalize_percentile, read_image
-    except ImportError:
-        return [_normalize(s) for s in _read_tiff_fallback(path, labels=False)]
-    from ..io.stack import pixel_warning, require_memory
-
     with read_image(path) as stack:
         n_values = len(stack) * int(np.prod(stack.shape[1:], dtype=np.int64))
         require_memory(path, n_values * 4 + 2 * stack.slice_nbytes, stack.describe_size(whole=True), "training on")
@@ -144,40 +188,8 @@ def read_image_slices(path: Path) -> list[np.ndarray]:
 
 def read_label_slices(path: Path) -> list[np.ndarray]:
     """Read a label image (stack) as a list of (Y, X) integer slices."""
-    try:
-        from ..io.stack import read_labels
-    except ImportError:
-        array = _read_tiff_fallback(path, labels=True)
-    else:
-        array = read_labels(path)
-    array = np.asarray(array)
+    array = np.asarray(read_labels(path))
     return [array] if array.ndim == 2 else list(array)
-
-
-def _read_tiff_fallback(path: Path, labels: bool):
-    import tifffile
-
-    try:
-        array = tifffile.imread(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file for the person
-        raise ImageReadError(f"cannot read {path}: {exc}") from None
-    if labels:
-        if not np.issubdtype(array.dtype, np.integer):
-            raise ImageReadError(f"{path}: label images must hold integers, got {array.dtype}")
-        return array
-    array = np.asarray(array, np.float32)
-    if array.ndim == 2:
-        return [array[None]]
-    return [s[None] for s in array.reshape(-1, *array.shape[-2:])]
-
-
-def _normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    out = np.empty_like(image, dtype=np.float32)
-    for c, channel in enumerate(image):
-        finite = np.nan_to_num(channel.astype(np.float32))
-        lo, hi = np.percentile(finite, (low, high))
-        out[c] = (finite - lo) / (hi - lo) if hi > lo else 0.0
-    return out
 
 
 def load_folder(images_dir, labels_dir, unlabelled: int | None = None,

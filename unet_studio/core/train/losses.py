@@ -67,16 +67,6 @@ def border_weight_map(instances: np.ndarray, w0: float = 10.0, sigma: float = 5.
     return out
 
 
-def weight_map(instances: np.ndarray, class_weights=None, w0: float = 10.0, sigma: float = 5.0) -> np.ndarray:
-    """The paper's full weight map ``w(x) = w_c(x) + w0 * exp(-(d1 + d2)^2 / (2 sigma^2))``.
-
-    ``class_weights`` (2,): weights of background and objects (default 1 and 1).
-    """
-    instances = np.asarray(instances)
-    wc = np.ones(2, np.float32) if class_weights is None else np.asarray(class_weights, np.float32)
-    return wc[(instances > 0).astype(np.int64)] + border_weight_map(instances, w0, sigma)
-
-
 def pixel_weights(targets: torch.Tensor, class_weights: torch.Tensor | None,
                   border: torch.Tensor | None) -> torch.Tensor:
     """Per-pixel weights ``w_c(target) + border`` (1 without class weights), 0 at unlabelled pixels."""

@@ -1,9 +1,11 @@
 """What a training run starts from: the model (new, or resumed from a model folder with its history and
-classes, and the optimizer moments saved with it), the patch size, the augmentation ranges and the border
-weight maps (used by :mod:`.training`).
+classes, and the optimizer moments saved with it), the patch size, the augmentation ranges, the border
+weight maps, the model's place on the device and its optimizer (used by :mod:`.loop`).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
@@ -16,6 +18,8 @@ from .data import TrainingSet
 from ..errors import DataError
 from .losses import border_weight_map
 from ..model.unet import UNet, nearest_admissible
+
+log = logging.getLogger(__name__)
 
 
 def augment_params(config: TrainConfig) -> aug.AugmentParams | None:
@@ -117,3 +121,28 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
     state_dict["state"] = state
     optimizer.load_state_dict(state_dict)
     return True
+
+
+def place_model(model: UNet, device: torch.device) -> tuple[UNet, bool]:
+    """The model on ``device`` for training, and whether its batches should be channels-last too."""
+    model = model.to(device)
+    # Channels-last pays on CUDA and on the CPU (oneDNN): 205 vs 249 ms per fast-preset step here.
+    channels_last = device.type in ("cuda", "cpu")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model, channels_last
+
+
+def make_optimizer(model: UNet, config: TrainConfig, resume_moments: dict[str, torch.Tensor] | None,
+                   init_from=None) -> torch.optim.Optimizer:
+    """AdamW over the model's parameters, with the moments saved in ``init_from`` when they fit."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if resume_moments:
+        if restore_optimizer(optimizer, resume_moments):
+            log.info("resuming with the optimizer state saved in %s", init_from)
+        else:
+            log.warning("the optimizer state in %s does not fit this network; starting with fresh moments",
+                        init_from)
+    return optimizer

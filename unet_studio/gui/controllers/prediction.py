@@ -3,9 +3,10 @@
 ``predict(scope)`` runs tiled inference with the project's model over the current slice, the current
 image or every image; each finished slice lands in the session's probability overlay. ``export(...)``
 writes the CLI's outputs (``NAME_labels.tif``, ``NAME_probabilities.tif``, ``NAME_instances.tif``,
-``NAME_measurements.csv``), the painted labels (``NAME_annotations.tif``) and a copy of the model folder,
-predicting the slices that have no prediction yet. The worker loads its own model and opens its own
-copy of each image file; the GUI thread only copies what it hands over.
+``NAME_measurements.csv``) through the same core function as ``unet-studio predict``
+(:func:`~unet_studio.core.predict.export_image`), the painted labels (``NAME_annotations.tif``) and a copy
+of the model folder. The worker loads its own model and opens its own copy of each image file; the GUI
+thread only copies what it hands over.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from ...core.io.atomic import check_writable, describe_write_error
 from ...core.errors import ImageWriteError, ModelFileError
+from ...core.io import check_writable, describe_write_error
 from ..session import Session
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
@@ -46,8 +47,8 @@ class _Result:
 
 
 def _load_model(model_dir: Path, n_classes: int):
-    from ...core.model.checkpoint import load_model
     from ...core.device import configure_cpu_threads, select_device
+    from ...core.model import load_model
 
     device = select_device("auto")
     if device.type == "cpu":
@@ -60,15 +61,14 @@ def _load_model(model_dir: Path, n_classes: int):
     return model, info
 
 
-def _predict_slices(model, info, stack, slices, progress_base, total, tta: bool = False):
+def _predict_slices(model, info, stack, slices, progress_base, total):
     """Yield _Step and (slice index, (K, Y, X) float32) for each slice of ``stack``."""
-    from ...core.config import InferConfig
-    from ...core.predict.tiled import iter_predict, make_normalizer
+    from ...core.predict import iter_predict, make_normalizer
 
     normalize = make_normalizer(info.normalization)
     for n, slice_index in enumerate(slices):
         image = normalize(stack.get_slice(slice_index))
-        for item in iter_predict(model, image, InferConfig(tta=tta)):
+        for item in iter_predict(model, image):
             fraction = item.tiles_done / max(item.tiles_total, 1)
             yield _Step(progress_base + n + fraction, total)
             if item.result is not None:
@@ -123,18 +123,17 @@ class PredictionController(QtCore.QObject):
         total = sum(len(slices) for _, _, slices in jobs)
 
         def run() -> Iterator:
-            from ...core.io import stack as io
+            from ...core.io import read_image
+            from ...core.predict import probabilities_to_uint8
 
             model, info = _load_model(model_dir, n_classes)
             base = 0
             for image_index, path, slices in jobs:
-                with io.read_image(path) as stack:
+                with read_image(path) as stack:
                     for item in _predict_slices(model, info, stack, slices, base, total):
                         if isinstance(item, _Step):
                             yield item
                         else:
-                            from ...core.predict.tiled import probabilities_to_uint8
-
                             yield _Result(image_index, item[0], probabilities_to_uint8(item[1]))
                 base += len(slices)
 
@@ -146,8 +145,10 @@ class PredictionController(QtCore.QObject):
                thresholds: list[float] | None = None, tta: bool = False) -> None:
         """Write the chosen outputs (see ``EXPORTS``) of the current image or all images into ``folder``.
 
-        The live predictions already shown are reused, except with ``tta`` (test-time augmentation),
-        which predicts every slice again.
+        Labels, probabilities, instances and measurements are written by
+        :func:`~unet_studio.core.predict.export_image`, as ``unet-studio predict`` writes them (the same
+        bytes for the same model and image): the image is predicted again with the project's model, since
+        the overlay keeps only a compact preview of the probabilities.
         """
         if self.is_running():
             return
@@ -155,79 +156,39 @@ class PredictionController(QtCore.QObject):
         self.activity = "Export"
         folder = Path(folder)
         session = self.session
-        needs_model = bool(what & {"labels", "probabilities", "instances", "measurements"})
-        model_dir = self._model_dir() if needs_model or "model" in what else None
+        config = _export_config(what)
+        model_dir = self._model_dir() if config.outputs or "model" in what else None
         n_classes = len(session.classes)
-        class_names = [c.name for c in session.classes]
-        thresholds = list(thresholds or [])
         jobs = []
         for image_index, slices in self.targets("all" if scope == "all" else "image"):
             state = session.images[image_index]
-            known = {} if tta else {s: p.copy() for s, p in state.probabilities.items()}
-            jobs.append((image_index, state.name, state.entry.path, slices, known,
+            jobs.append((state.name, state.entry.path, len(slices),
                          state.labels.data.copy() if "annotations" in what else None))
-        total = max(sum(len(j[3]) for j in jobs), 1)
+        total = max(sum(job[2] for job in jobs), 1)
         check_writable(folder, "the export folder")  # a read-only folder: say so now, not after predicting
+        use = tuple(thresholds) if thresholds and len(thresholds) == n_classes else ()
 
         def run() -> Iterator:
-            from ...core.io import stack as io
-            from ...core.predict import postprocess as post
-            from ...core.predict.tiled import probabilities_to_labels
+            from ...core.config import InferConfig
+            from ...core.io import read_image
+            from ...core.predict import export_image
 
             model = info = None
             base = 0
-            for image_index, name, path, slices, known, annotations in jobs:
-                with io.read_image(path) as stack:
-                    size = (stack.pixel_size, stack.unit or None)
+            for name, path, n_slices, annotations in jobs:
+                with read_image(path) as stack:
                     if annotations is not None:
-                        io.write_labels(folder / f"{name}_annotations.tif", _squeeze(annotations), *size)
-                    if not needs_model:
-                        base += len(slices)
-                        yield _Step(base, total, name)
-                        continue
-                    probs = {s: known[s].astype(np.float32) / 255.0 for s in slices if s in known}
-                    missing = [s for s in slices if s not in probs]
-                    if missing:
+                        _write_annotations(folder / f"{name}_annotations.tif", annotations, stack)
+                    if config.outputs:
                         if model is None:
                             model, info = _load_model(model_dir, n_classes)
-                        for item in _predict_slices(model, info, stack, missing, base, total, tta):
-                            if isinstance(item, _Step):
-                                yield item
-                            else:
-                                probs[item[0]] = item[1]
-                    stacked = np.stack([probs[s] for s in slices])
-                    use = thresholds if len(thresholds) == n_classes else ()
-                    labels = np.stack([probabilities_to_labels(p, list(range(1, n_classes + 1)), use)
-                                       for p in stacked])
-                    if "labels" in what:
-                        io.write_labels(folder / f"{name}_labels.tif", _squeeze(labels), *size)
-                    if "probabilities" in what:
-                        io.write_probabilities(folder / f"{name}_probabilities.tif", _squeeze(stacked), *size,
-                                               class_names=class_names)
-                    if what & {"instances", "measurements"}:
-                        instances, tables = [], []
-                        for n, s in enumerate(slices):
-                            objects = post.find_instances(labels[n] == n_classes, stacked[n][-1])
-                            instances.append(objects)
-                            if "measurements" in what:
-                                table = post.measure(objects, stack.get_slice(s), stack.pixel_size, stack.unit)
-                                # As the CLI writes it: a "slice" column for stacks only.
-                                tables.append(({"slice": s} if len(stack) > 1 else {}, table))
-                        if "instances" in what:
-                            io.write_labels(folder / f"{name}_instances.tif", _squeeze(np.stack(instances)),
-                                            *size)
-                        if "measurements" in what:
-                            post.write_measurements_csv(folder / f"{name}_measurements.csv", tables)
-                base += len(slices)
+                        for step in export_image(model, info, stack, folder, name, config,
+                                                 InferConfig(thresholds=use, tta=tta)):
+                            yield _Step(base + step.fraction * n_slices, total, name)
+                base += n_slices
                 yield _Step(base, total, name)
             if "model" in what and model_dir is not None:
-                target = folder / "model"
-                try:
-                    if target.exists():
-                        shutil.rmtree(target)
-                    shutil.copytree(model_dir, target)
-                except OSError as exc:
-                    raise ImageWriteError(describe_write_error(exc, Path(exc.filename or target))) from None
+                _copy_model(model_dir, folder / "model")
 
         self._start(run, f"exported to {folder}")
 
@@ -271,9 +232,29 @@ class PredictionController(QtCore.QObject):
         self.finished.emit(self._summary)
 
 
-def _squeeze(array: np.ndarray) -> np.ndarray:
-    """A single slice is written as a 2-D image (or (K, Y, X) probabilities), as the CLI does."""
-    return array[0] if array.shape[0] == 1 else array
+def _export_config(what: set[str]):
+    from ...core.predict import ExportConfig
+
+    return ExportConfig(labels="labels" in what, probabilities="probabilities" in what,
+                        instances="instances" in what, measurements="measurements" in what)
+
+
+def _write_annotations(path: Path, annotations: np.ndarray, stack) -> None:
+    """The painted labels, with the image's stack axis (frames of a time-lapse) and calibration."""
+    from ...core.io import write_labels
+
+    data = annotations[0] if annotations.shape[0] == 1 else annotations
+    write_labels(path, data, stack.pixel_size, stack.unit or None,
+                 stack_axis="T" if stack.stack_axes == "T" else "Z")
+
+
+def _copy_model(model_dir: Path, target: Path) -> None:
+    try:
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(model_dir, target)
+    except OSError as exc:
+        raise ImageWriteError(describe_write_error(exc, Path(exc.filename or target))) from None
 
 
 __all__ = ["PredictionController", "SCOPES", "EXPORTS"]

@@ -7,14 +7,16 @@ replace those to answer questions without modal dialogs.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from ...core.project import folder as proj
-from ...core.project import recovery as recovery
+from ...core import project as proj
 from ...core.errors import UNetStudioError
+
+log = logging.getLogger(__name__)
 
 Button = QtWidgets.QMessageBox.StandardButton
 IMAGE_FILTER = "Images (*.tif *.tiff *.png *.jpg *.jpeg *.bmp);;All files (*)"
@@ -23,23 +25,26 @@ IMAGE_FILTER = "Images (*.tif *.tiff *.png *.jpg *.jpeg *.bmp);;All files (*)"
 class ProjectActions(QtCore.QObject):
     """File and project actions; ``parent_widget`` parents the file dialogs."""
 
-    def __init__(self, session, training, prediction, overlay_panel, prompts,
+    def __init__(self, session, training, prediction, view_state, prompts,
                  parent_widget: QtWidgets.QWidget) -> None:
         super().__init__(parent_widget)
         self.session, self.training, self.prediction = session, training, prediction
-        self.overlay_panel, self.prompts, self.parent_widget = overlay_panel, prompts, parent_widget
+        self.view_state, self.prompts, self.parent_widget = view_state, prompts, parent_widget
 
     def open_image(self, path: Path) -> None:
-        from ...core.io import stack as io
+        from ...core import io
 
         try:
             self.session.open_image(path)
         except UNetStudioError as exc:
             self.prompts.show_error("Cannot open image", str(exc))
             return
-        problem = io.pixel_warning(self.session.image_slice())  # NaN pixels, a constant image: shown, but say so
-        if problem:
-            self.prompts.show_error("Check this image", f"{Path(path).name}: {problem}.")
+        # What the reader left out (a TIFF's other pages), NaN pixels, a constant image: shown, but say so.
+        problems = list(self.session.current.stack.warnings) if self.session.current else []
+        problem = io.pixel_warning(self.session.image_slice())
+        problems += [f"{Path(path).name}: {problem}."] if problem else []
+        if problems:
+            self.prompts.show_error("Check this image", "\n".join(problems))
 
     def import_labels(self, path: Path) -> None:
         """Put a label image into the current image (see :meth:`Session.import_labels`), or say why not."""
@@ -71,12 +76,18 @@ class ProjectActions(QtCore.QObject):
             return False
         if problems:
             self.prompts.show_error("Some images could not be opened", "\n".join(problems))
+        notices = self.session.project.notices
+        if notices:
+            shown = notices[:12] + ([f"... and {len(notices) - 12} more"] if len(notices) > 12 else [])
+            self.prompts.show_error("Some project settings were ignored", "These values of project.json are not "
+                                    "valid and were replaced by defaults (fixed at the next save):\n"
+                                    + "\n".join(shown))
         previous = self.session.previous_session
         if previous is not None and (tell_about_crash or previous.running):
             self._tell_about_previous_session(previous)
         return True
 
-    def _tell_about_previous_session(self, previous: recovery.PreviousSession) -> None:
+    def _tell_about_previous_session(self, previous: proj.PreviousSession) -> None:
         if previous.running:
             self.prompts.show_error("Project open elsewhere", f"This project is also open in another UNet Studio "
                                     f"(process {previous.pid} on {previous.host}). Both save into the same "
@@ -88,8 +99,8 @@ class ProjectActions(QtCore.QObject):
 
     def offer_recovery(self) -> bool:
         """At start: offer to reopen each untitled project a crashed session left; True when one was opened."""
-        for previous in recovery.crashed_untitled_projects(proj.untitled_projects_dir()):
-            if not recovery.has_labels(previous.folder):
+        for previous in proj.crashed_untitled_projects(proj.untitled_projects_dir()):
+            if not proj.has_labels(previous.folder):
                 shutil.rmtree(previous.folder, ignore_errors=True)  # only an image list: nothing to recover
                 continue
             answer = self.prompts.ask("Recover unsaved labels?", _recovery_text(previous),
@@ -101,10 +112,22 @@ class ProjectActions(QtCore.QObject):
         return False
 
     def release_project(self) -> bool:
-        """Stop background work and save (or ask about) the open project; False when the person cancels."""
+        """Stop background work and save (or ask about) the open project; False when the project stays open.
+
+        Never raises (it runs inside the window's closeEvent): an unexpected failure is shown and the
+        project stays open, with nothing lost.
+        """
+        try:
+            return self._release_project()
+        except Exception as exc:  # noqa: BLE001 - nothing may escape closeEvent
+            log.exception("closing the project failed")
+            self.prompts.show_error("Cannot close the project", f"{exc}\n\nThe project stays open; nothing was lost.")
+            return False
+
+    def _release_project(self) -> bool:
         if self.training.is_running():
             answer = self.prompts.ask("Training is running", "Stop training? The best model so far is kept.",
-                              Button.Yes | Button.Cancel, Button.Cancel)
+                                      Button.Yes | Button.Cancel, Button.Cancel)
             if answer != Button.Yes:
                 return False
         self.training.shutdown()
@@ -112,21 +135,17 @@ class ProjectActions(QtCore.QObject):
         session = self.session
         if session.is_untitled and session.has_labels() and not session.discarded:
             answer = self.prompts.ask("Save the project?", "The labels of this untitled project are not saved in a "
-                              "project folder. Save them?", Button.Save | Button.Discard | Button.Cancel,
-                              Button.Save)
+                                      "project folder. Save them?", Button.Save | Button.Discard | Button.Cancel,
+                                      Button.Save)
             if answer == Button.Cancel:
                 return False
             if answer == Button.Save:
-                folder = self.prompts.choose_folder("Save the project in a folder")
-                if folder is None:
-                    return False
-                session.save_project_as(folder)
-            else:
-                session.discard_untitled()
+                return self.save_as_dialog()
+            session.discard_untitled()
             return True
         if not session.is_untitled and session.folder is not None and not session.save_now():
             answer = self.prompts.ask("Labels not saved", f"{session.last_save_error}\n\nClose anyway and lose the "
-                              "unsaved labels?", Button.Discard | Button.Cancel, Button.Cancel)
+                                      "unsaved labels?", Button.Discard | Button.Cancel, Button.Cancel)
             return answer == Button.Discard
         return True
 
@@ -151,13 +170,22 @@ class ProjectActions(QtCore.QObject):
         paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.parent_widget, "Add images", str(Path.home()), IMAGE_FILTER)
         self.open_paths(paths)
 
-    def save_as_dialog(self) -> None:
-        folder = self.prompts.choose_folder("Save the project in a folder")
-        if folder is not None:
-            self.session.save_project_as(folder)
+    def save_as_dialog(self) -> bool:
+        """Ask for a folder and save the project there; a refused folder is explained and the question asked
+        again. Returns False when the person cancels or writing failed (the project is unchanged)."""
+        title = "Save the project in a folder"
+        while True:
+            folder = self.prompts.choose_folder(title)
+            if folder is None:
+                return False
+            try:
+                return self.session.save_project_as(folder)  # a failed write is reported by the session
+            except UNetStudioError as exc:
+                self.prompts.show_error("Cannot save the project there", str(exc))
+                title = "Save the project in another folder"
 
     def export_dialog(self) -> None:
-        from .panels.export_dialog import ExportDialog
+        from ..panels.export_dialog import ExportDialog
 
         base = self.session.folder or Path.home()
         dialog = ExportDialog(base / "export", self.session.model_dir is not None, self.parent_widget)
@@ -167,12 +195,12 @@ class ProjectActions(QtCore.QObject):
     def export(self, folder: Path, what: set[str] | None = None, scope: str = "image", tta: bool = False) -> None:
         """Start the export (see :meth:`PredictionController.export`), or say why it cannot start."""
         try:
-            self.prediction.export(folder, what, scope, self.overlay_panel.thresholds(), tta=tta)
+            self.prediction.export(folder, what, scope, list(self.view_state.thresholds), tta=tta)
         except UNetStudioError as exc:
             self.prompts.show_error("Cannot export", str(exc))
 
 
-def _recovery_text(previous: recovery.PreviousSession) -> str:
+def _recovery_text(previous: proj.PreviousSession) -> str:
     try:
         names = [entry.path.name for entry in proj.load_project(previous.folder).images]
     except UNetStudioError:

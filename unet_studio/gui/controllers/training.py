@@ -19,6 +19,7 @@ from PySide6 import QtCore
 
 from ...core.errors import DataError
 from ..session import Session
+from .training_request import TrainingRequest
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
 
@@ -42,11 +43,72 @@ class _Progress:
     source: object       # the preview image its preview was computed from, when known
 
 
+@dataclass
+class _TrainingJob:
+    """Everything one training run needs, copied on the GUI thread; :meth:`run` is the worker's generator."""
+
+    snapshot: list              # (image index, slice index, path, copy of the labels)
+    preview: tuple | None       # ((image index, slice index), normalised image) of the visible slice
+    request: TrainingRequest
+    class_names: list[str]
+    out_dir: object
+    init_from: object
+    config_hook: Callable | None
+    trainer: Callable | None
+
+    def _dataset(self):
+        from ...core import io
+        from ...core.train import TrainingSet
+
+        images, labels, stacks = [], [], {}
+        try:
+            for _, slice_index, path, label in self.snapshot:
+                if path not in stacks:
+                    stacks[path] = io.read_image(path)
+                images.append(io.normalize_percentile(stacks[path].get_slice(slice_index)))
+                labels.append(label)
+        finally:
+            for stack in stacks.values():
+                stack.close()
+        dataset = TrainingSet(images, labels, len(self.class_names))
+        if self.preview is not None:
+            dataset.set_preview_image(self.preview[1])
+        return dataset
+
+    def run(self) -> Iterator:
+        """Build the training set in this (worker) thread, then train; yields _DatasetReady, then _Progress."""
+        from ...core.train import train
+
+        dataset = self._dataset()
+        yield _DatasetReady(dataset, [(i, s) for i, s, _, _ in self.snapshot])
+        n_classes = len(self.class_names)
+        model_config, train_config = self.request.configs(dataset.in_channels, n_classes)
+        train_config = train_config.replace(num_threads=gui_compute_threads())
+        if self.config_hook is not None:
+            model_config, train_config = self.config_hook(model_config, train_config)
+        run = (self.trainer or train)(dataset, model_config, train_config, out_dir=self.out_dir,
+                                      init_from=self.init_from, class_values=list(range(1, n_classes + 1)),
+                                      class_names=self.class_names)
+        try:
+            while True:
+                # The preview is computed from the dataset's preview image during next(); when the
+                # image is the same object before and after, the preview is known to show it.
+                before = dataset.preview_image
+                try:
+                    progress = next(run)
+                except StopIteration:
+                    return
+                yield _Progress(progress, before if dataset.preview_image is before else None)
+        finally:
+            run.close()
+
+
 class TrainingController(QtCore.QObject):
     """Runs one training at a time; see the module docstring.
 
     ``config_hook(model_config, train_config) -> (model_config, train_config)`` lets tests (and power
-    users) change the preset's configuration, e.g. to a tiny network.
+    users) change the preset's configuration, e.g. to a tiny network. ``trainer`` is the training
+    generator function, :func:`unet_studio.core.train.train` when None (a test passes a failing one).
     """
 
     started = QtCore.Signal()
@@ -60,6 +122,7 @@ class TrainingController(QtCore.QObject):
         self.session = session
         self.worker: GeneratorWorker | None = None
         self.config_hook: Callable | None = None
+        self.trainer: Callable | None = None
         self._dataset = None
         self._items: list[tuple[int, int]] = []
         self._pushed_versions: dict[int, int] = {}
@@ -78,17 +141,42 @@ class TrainingController(QtCore.QObject):
 
     # ------------------------------------------------------------------ start / stop
 
-    def start(self, options: dict) -> None:
-        """Start training with the training panel's options (preset, time_limit_s, epochs, continue_training).
+    def start(self, request: TrainingRequest) -> None:
+        """Start training as the Training panel's ``request`` says.
 
         Raises :class:`DataError` (for the window to show) when there is nothing to train on.
         """
         if self.is_running():
             return
         session = self.session
+        snapshot = self._labelled_snapshot()
+        session.end_stroke()
+        folder = session.ensure_folder()
+        out_dir = session.project.model_dir
+        preview = self._current_preview()
+        job = _TrainingJob(
+            snapshot=snapshot, preview=preview, request=request, class_names=[c.name for c in session.classes],
+            out_dir=out_dir, init_from=out_dir if request.continue_training and session.model_dir is not None else None,
+            config_hook=self.config_hook, trainer=self.trainer)
+        self._dataset, self._items = None, []
+        self._preview_sources = []
+        self._start_key = None if preview is None else preview[0]
+        self._pushed_versions = {i: session.images[i].labels.version for i in range(len(session.images))}
+        self._model_written = False
+        log.info("training on %d slices into %s", len(snapshot), folder)
+        self.worker = GeneratorWorker(job.run, self)
+        self.worker.yielded.connect(self._on_item)
+        self.worker.errored.connect(self.failed)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+        self.started.emit()
+
+    def _labelled_snapshot(self) -> list[tuple[int, int, object, np.ndarray]]:
+        """(image index, slice index, path, copy of the labels) of every labelled slice; DataError if too few."""
+        session = self.session
         if len(session.classes) < 2:
             raise DataError("training needs at least two classes: add a class in the Classes panel")
-        snapshot = []  # (image index, slice index, path, labels copy)
+        snapshot = []
         for image_index, state in enumerate(session.images):
             for slice_index in state.labelled_slices():
                 snapshot.append((image_index, slice_index, state.entry.path,
@@ -100,73 +188,20 @@ class TrainingController(QtCore.QObject):
             painted[np.unique(labels)] = True
         if painted[1:].sum() < 2:
             raise DataError("paint at least two different classes (e.g. background and foreground) before training")
-        session.end_stroke()
-        folder = session.ensure_folder()
-        out_dir = session.project.model_dir
-        init_from = out_dir if options.get("continue_training") and session.model_dir is not None else None
-        class_names = [c.name for c in session.classes]
-        preview = self._current_preview()
-        n_classes = len(session.classes)
-        hook = self.config_hook
-        self._dataset, self._items = None, []
-        self._preview_sources = []
-        self._start_key = None if preview is None else preview[0]
-        self._pushed_versions = {i: session.images[i].labels.version for i in range(len(session.images))}
-        self._model_written = False
+        return snapshot
 
-        def run() -> Iterator:
-            from ...core.io import stack as io
-            from ...core import presets
-            from ...core.train import loop as training
-            from ...core.train.data import TrainingSet
+    def model_thresholds(self) -> list[float]:
+        """The per-class thresholds the project's model chose on its validation data ([] when none)."""
+        from ...core.errors import UNetStudioError
+        from ...core.model.checkpoint import read_model_info
 
-            images, labels, stacks = [], [], {}
-            try:
-                for image_index, slice_index, path, label in snapshot:
-                    if path not in stacks:
-                        stacks[path] = io.read_image(path)
-                    images.append(io.normalize_percentile(stacks[path].get_slice(slice_index)))
-                    labels.append(label)
-            finally:
-                for stack in stacks.values():
-                    stack.close()
-            dataset = TrainingSet(images, labels, n_classes)
-            if preview is not None:
-                dataset.set_preview_image(preview[1])
-            yield _DatasetReady(dataset, [(i, s) for i, s, _, _ in snapshot])
-            model_config, train_config = presets.preset_configs(
-                options.get("preset", "fast"), dataset.in_channels, n_classes)
-            changes = {"num_threads": gui_compute_threads()}
-            if options.get("epochs"):
-                changes["epochs"] = int(options["epochs"])
-            if "time_limit_s" in options:
-                changes["time_limit_s"] = options["time_limit_s"]
-            train_config = train_config.replace(**changes)
-            if hook is not None:
-                model_config, train_config = hook(model_config, train_config)
-            run = training.train(dataset, model_config, train_config, out_dir=out_dir, init_from=init_from,
-                                 class_values=list(range(1, n_classes + 1)), class_names=class_names)
-            try:
-                while True:
-                    # The preview is computed from the dataset's preview image during next(); when the
-                    # image is the same object before and after, the preview is known to show it.
-                    before = dataset.preview_image
-                    try:
-                        progress = next(run)
-                    except StopIteration:
-                        return
-                    source = before if dataset.preview_image is before else None
-                    yield _Progress(progress, source)
-            finally:
-                run.close()
-
-        log.info("training on %d slices into %s", len(snapshot), folder)
-        self.worker = GeneratorWorker(run, self)
-        self.worker.yielded.connect(self._on_item)
-        self.worker.errored.connect(self.failed)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
-        self.started.emit()
+        folder = self.session.model_dir
+        if folder is None:
+            return []
+        try:
+            return list(read_model_info(folder)[0].thresholds)  # a small JSON file
+        except UNetStudioError:
+            return []
 
     def stop(self) -> None:
         if self.worker is not None:

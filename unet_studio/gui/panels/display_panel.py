@@ -1,29 +1,30 @@
-"""The display panel: which channel to show (or a composite) and the contrast, from percentiles."""
+"""The display panel: which channel to show (or a composite) and the contrast, from percentiles.
+
+It mirrors the ``channel`` and ``contrast`` of a :class:`~unet_studio.gui.view_state.ViewState`: the
+controls write to the state, and the panel follows the state with its widgets' signals blocked.
+"""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from ..canvas import COMPOSITE
+from ..view_state import COMPOSITE, ViewState
 
 
 class DisplayPanel(QtWidgets.QWidget):
-    """Channel choice and percentile contrast; emits what the person chose, shows what it is told."""
+    """Channel choice and percentile contrast, bound to a view state."""
 
-    channel_changed = QtCore.Signal(int)                # channel index, or COMPOSITE (-1)
-    percentiles_changed = QtCore.Signal(float, float)   # low, high
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, view: ViewState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.view = view
         self.channel_combo = QtWidgets.QComboBox()
         self.low_spin = QtWidgets.QDoubleSpinBox()
         self.high_spin = QtWidgets.QDoubleSpinBox()
-        for spin, value in ((self.low_spin, 1.0), (self.high_spin, 99.8)):
+        for spin in (self.low_spin, self.high_spin):
             spin.setRange(0.0, 100.0)
             spin.setDecimals(1)
             spin.setSingleStep(0.5)
             spin.setSuffix(" %")
-            spin.setValue(value)
             spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._on_percentiles)
         self.low_spin.setToolTip("Values below this percentile show black")
@@ -37,31 +38,34 @@ class DisplayPanel(QtWidgets.QWidget):
         form.setContentsMargins(4, 4, 4, 4)
         form.addRow("Channel", self.channel_combo)
         form.addRow("Contrast", contrast)
+        self._follow("contrast", view.contrast)
+        view.connect(self._follow)
 
-    def set_channels(self, names: list[str], current: int) -> None:
-        """Offer ``names`` (and a composite when there are several) and select ``current``."""
+    def set_channels(self, names: list[str]) -> None:
+        """Offer ``names`` (and a composite when there are several), showing the state's channel."""
         with QtCore.QSignalBlocker(self.channel_combo):
             self.channel_combo.clear()
             for index, name in enumerate(names):
                 self.channel_combo.addItem(name, index)
             if len(names) > 1:
                 self.channel_combo.addItem("Composite", COMPOSITE)
-            position = self.channel_combo.findData(current)
-            self.channel_combo.setCurrentIndex(max(position, 0))
         self.channel_combo.setEnabled(len(names) > 1)
+        self._follow("channel", self.view.channel)
 
-    def set_percentiles(self, low: float, high: float) -> None:
-        """Show ``low``, ``high`` without emitting anything."""
-        for spin, value in ((self.low_spin, low), (self.high_spin, high)):
-            with QtCore.QSignalBlocker(spin):
-                spin.setValue(float(value))
+    def _follow(self, name: str, value) -> None:
+        if name == "contrast":
+            for spin, percentile in zip((self.low_spin, self.high_spin), value):
+                with QtCore.QSignalBlocker(spin):
+                    spin.setValue(float(percentile))
+        elif name == "channel":
+            with QtCore.QSignalBlocker(self.channel_combo):
+                self.channel_combo.setCurrentIndex(max(self.channel_combo.findData(value), 0))
 
     def _on_channel(self, position: int) -> None:
         if position >= 0:
-            self.channel_changed.emit(int(self.channel_combo.itemData(position)))
+            self.view.update(channel=int(self.channel_combo.itemData(position)))
 
     def _on_percentiles(self) -> None:
         low, high = self.low_spin.value(), self.high_spin.value()
-        if high <= low:
-            return
-        self.percentiles_changed.emit(low, high)
+        if high > low:
+            self.view.update(contrast=(low, high))

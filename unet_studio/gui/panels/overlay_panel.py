@@ -1,7 +1,9 @@
 """The overlay panel: how labels and predictions are shown, accepting a prediction, predicting everything.
 
-Every control emits one signal with its new value; the canvas and the session listen. Setters that the
-session calls (to restore a project's display state) block the panel's own signals, so nothing echoes.
+The panel mirrors a :class:`~unet_studio.gui.view_state.ViewState`: each control writes the person's
+choice into the state, and the panel follows every change of the state (made by a control, a restored
+project or a finished training) by updating its widgets with their signals blocked, so nothing echoes.
+Only the buttons emit signals of their own.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Sequence
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..view_state import PREDICTION_MODES, ViewState
+
 log = logging.getLogger(__name__)
 
-PREDICTION_MODES = (("off", "Off"), ("probability", "Probability"), ("argmax", "Argmax labels"))
-DEFAULT_THRESHOLD = 0.5
+MODE_TEXTS = {"off": "Off", "probability": "Probability", "argmax": "Labels"}
 _SLIDER_STEPS = 100
 
 
@@ -37,58 +40,46 @@ def _swatch(color) -> QtGui.QIcon:
 
 
 class OverlayPanel(QtWidgets.QWidget):
-    """Label and prediction overlay controls, "Accept prediction" and "Predict all".
+    """Label and prediction overlay controls bound to a view state; "Accept prediction" and "Predict all".
 
     Signals
     -------
-    label_opacity_changed(float)
-        0..1.
-    labels_visible_changed(bool)
-    prediction_mode_changed(str)
-        ``"off"``, ``"probability"`` or ``"argmax"``.
-    prediction_class_changed(int)
-        Class index ``k`` (0-based: output channel k = class value k+1).
-    prediction_opacity_changed(float)
-        0..1.
-    threshold_changed(int, float)
-        ``(k, threshold)`` with the threshold in 0..1.
     accept_requested(), predict_all_requested(), cancel_requested()
+        The person clicked the button.
     """
 
-    label_opacity_changed = QtCore.Signal(float)
-    labels_visible_changed = QtCore.Signal(bool)
-    prediction_mode_changed = QtCore.Signal(str)
-    prediction_class_changed = QtCore.Signal(int)
-    prediction_opacity_changed = QtCore.Signal(float)
-    threshold_changed = QtCore.Signal(int, float)
     accept_requested = QtCore.Signal()
     predict_all_requested = QtCore.Signal()
     cancel_requested = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, view: ViewState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._thresholds: list[float] = []
+        self.view = view
         self._build()
         self._connect()
         self.set_busy(False)
+        for name in ViewState.FIELDS:
+            self._follow(name, None)
+        view.connect(self._follow)
 
     # ------------------------------------------------------------------ construction
 
     def _build(self) -> None:
         self.labels_visible_check = QtWidgets.QCheckBox("Show labels")
-        self.labels_visible_check.setChecked(True)
         self.label_opacity_slider = _percent_slider(0.5)
         self.label_opacity_slider.setToolTip("Opacity of the painted labels")
         self.mode_combo = QtWidgets.QComboBox()
-        for mode, text in PREDICTION_MODES:
-            self.mode_combo.addItem(text, mode)
+        for mode in PREDICTION_MODES:
+            self.mode_combo.addItem(MODE_TEXTS[mode], mode)
+        self.mode_combo.setToolTip("Probability: how sure the model is of one class; Labels: the class it "
+                                   "predicts for each pixel")
         self.class_combo = QtWidgets.QComboBox()
         self.class_combo.setToolTip("Class whose probability map is shown and thresholded")
         self.prediction_opacity_slider = _percent_slider(0.5)
         self.prediction_opacity_slider.setToolTip("Opacity of the prediction overlay")
-        self.threshold_slider = _percent_slider(DEFAULT_THRESHOLD)
+        self.threshold_slider = _percent_slider(0.5)
         self.threshold_slider.setToolTip("Probability threshold of the selected class")
-        self.threshold_label = QtWidgets.QLabel(f"{DEFAULT_THRESHOLD:.2f}")
+        self.threshold_label = QtWidgets.QLabel()
         self.threshold_label.setMinimumWidth(32)
         self.accept_button = QtWidgets.QPushButton("Accept prediction")
         self.accept_button.setToolTip("Copy the prediction of the current slice into the labels")
@@ -99,6 +90,10 @@ class OverlayPanel(QtWidgets.QWidget):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("%v/%m")
+        # The bar keeps its place when hidden, so the panel does not jump when a prediction starts.
+        policy = self.progress_bar.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress_bar.setSizePolicy(policy)
 
         labels_box = QtWidgets.QGroupBox("Labels")
         labels_form = QtWidgets.QFormLayout(labels_box)
@@ -128,43 +123,70 @@ class OverlayPanel(QtWidgets.QWidget):
         layout.addStretch(1)
 
     def _connect(self) -> None:
-        self.labels_visible_check.toggled.connect(self.labels_visible_changed)
+        view = self.view
+        self.labels_visible_check.toggled.connect(lambda on: view.update(labels_visible=on))
         self.label_opacity_slider.valueChanged.connect(
-            lambda value: self.label_opacity_changed.emit(value / _SLIDER_STEPS)
-        )
+            lambda value: view.update(label_opacity=value / _SLIDER_STEPS))
         self.mode_combo.currentIndexChanged.connect(
-            lambda index: self.prediction_mode_changed.emit(self.mode_combo.itemData(index))
-        )
-        self.class_combo.currentIndexChanged.connect(self._on_class_changed)
+            lambda index: view.update(prediction_mode=self.mode_combo.itemData(index)))
+        self.class_combo.currentIndexChanged.connect(
+            lambda index: view.update(prediction_class=index) if index >= 0 else None)
         self.prediction_opacity_slider.valueChanged.connect(
-            lambda value: self.prediction_opacity_changed.emit(value / _SLIDER_STEPS)
-        )
-        self.threshold_slider.valueChanged.connect(self._on_threshold_moved)
+            lambda value: view.update(prediction_opacity=value / _SLIDER_STEPS))
+        self.threshold_slider.valueChanged.connect(
+            lambda value: view.set_threshold(self.class_combo.currentIndex(), value / _SLIDER_STEPS))
         self.accept_button.clicked.connect(self.accept_requested)
         self.predict_all_button.clicked.connect(self.predict_all_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
 
+    # ------------------------------------------------------------------ the view state -> widgets
+
+    def _follow(self, name: str, _value) -> None:
+        """Show the state's ``name`` in its widget, without the widget writing it back."""
+        view = self.view
+        if name == "labels_visible":
+            with QtCore.QSignalBlocker(self.labels_visible_check):
+                self.labels_visible_check.setChecked(view.labels_visible)
+        elif name == "label_opacity":
+            with QtCore.QSignalBlocker(self.label_opacity_slider):
+                self.label_opacity_slider.setValue(round(view.label_opacity * _SLIDER_STEPS))
+        elif name == "prediction_opacity":
+            with QtCore.QSignalBlocker(self.prediction_opacity_slider):
+                self.prediction_opacity_slider.setValue(round(view.prediction_opacity * _SLIDER_STEPS))
+        elif name == "prediction_mode":
+            with QtCore.QSignalBlocker(self.mode_combo):
+                self.mode_combo.setCurrentIndex(max(self.mode_combo.findData(view.prediction_mode), 0))
+        elif name in ("prediction_class", "thresholds"):
+            self._show_class_and_threshold()
+
+    def _show_class_and_threshold(self) -> None:
+        view = self.view
+        k = view.prediction_class
+        known = 0 <= k < len(view.thresholds) and k < self.class_combo.count()
+        with QtCore.QSignalBlocker(self.class_combo):
+            if known:
+                self.class_combo.setCurrentIndex(k)
+        threshold = view.threshold(k)
+        with QtCore.QSignalBlocker(self.threshold_slider):
+            self.threshold_slider.setValue(round(threshold * _SLIDER_STEPS))
+        self.threshold_label.setText(f"{threshold:.2f}")
+        self.threshold_slider.setEnabled(known)
+
     # ------------------------------------------------------------------ public API
 
     def set_classes(self, names: Sequence[str], colors: Sequence | None = None) -> None:
-        """Fill the class combo with the predicted classes (index k = class value k+1).
-
-        Keeps the selected class and the thresholds of classes that remain; new classes start at
-        :data:`DEFAULT_THRESHOLD`. Emits nothing.
-        """
-        colors = list(colors) if colors is not None else [None] * len(names)
-        current = max(self.class_combo.currentIndex(), 0)
+        """Offer the predicted classes (index k = class value k+1), each with its colour swatch."""
+        colors = list(colors) if colors is not None else []
+        colors += [None] * (len(names) - len(colors))
         with QtCore.QSignalBlocker(self.class_combo):
             self.class_combo.clear()
-            for name, color in zip(names, colors + [None] * (len(names) - len(colors))):
+            for name, color in zip(names, colors):
                 if color is None:
                     self.class_combo.addItem(str(name))
                 else:
                     self.class_combo.addItem(_swatch(color), str(name))
-            self._thresholds = (self._thresholds + [DEFAULT_THRESHOLD] * len(names))[: len(names)]
-            if names:
-                self.class_combo.setCurrentIndex(min(current, len(names) - 1))
-        self._show_threshold_of_current_class()
+        self.view.set_class_count(len(names))
+        self._show_class_and_threshold()
 
     def set_busy(self, busy: bool) -> None:
         """Switch between idle and "Predict all" running (Cancel enabled, progress shown)."""
@@ -180,76 +202,3 @@ class OverlayPanel(QtWidgets.QWidget):
         total = max(int(total), 1)
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(min(max(int(done), 0), total))
-
-    # getters and echo-free setters, for the session and for restoring a project's display state
-
-    def prediction_mode(self) -> str:
-        return self.mode_combo.currentData()
-
-    def prediction_class(self) -> int:
-        return self.class_combo.currentIndex()
-
-    def threshold(self, k: int) -> float:
-        """Threshold of class index ``k``."""
-        return self._thresholds[k]
-
-    def thresholds(self) -> list[float]:
-        """Thresholds of every class, in class index order."""
-        return list(self._thresholds)
-
-    def state(self) -> dict:
-        """Everything the panel shows, as a JSON-able dict (see :meth:`set_state`)."""
-        return {
-            "labels_visible": self.labels_visible_check.isChecked(),
-            "label_opacity": self.label_opacity_slider.value() / _SLIDER_STEPS,
-            "prediction_mode": self.prediction_mode(),
-            "prediction_class": self.prediction_class(),
-            "prediction_opacity": self.prediction_opacity_slider.value() / _SLIDER_STEPS,
-            "thresholds": self.thresholds(),
-        }
-
-    def set_state(self, state: dict) -> None:
-        """Show ``state`` (keys of :meth:`state`, each optional) without emitting any signal."""
-        with QtCore.QSignalBlocker(self):
-            if "labels_visible" in state:
-                self.labels_visible_check.setChecked(bool(state["labels_visible"]))
-            if "label_opacity" in state:
-                self.label_opacity_slider.setValue(round(float(state["label_opacity"]) * _SLIDER_STEPS))
-            if "prediction_mode" in state:
-                index = self.mode_combo.findData(state["prediction_mode"])
-                if index >= 0:
-                    self.mode_combo.setCurrentIndex(index)
-            if "prediction_opacity" in state:
-                value = round(float(state["prediction_opacity"]) * _SLIDER_STEPS)
-                self.prediction_opacity_slider.setValue(value)
-            if "thresholds" in state:
-                given = [float(t) for t in state["thresholds"]][: len(self._thresholds)]
-                self._thresholds[: len(given)] = given
-            k = state.get("prediction_class")
-            if k is not None and 0 <= int(k) < self.class_combo.count():
-                self.class_combo.setCurrentIndex(int(k))
-            self._show_threshold_of_current_class()
-
-    # ------------------------------------------------------------------ slots
-
-    def _on_class_changed(self, index: int) -> None:
-        self._show_threshold_of_current_class()
-        if index >= 0:
-            self.prediction_class_changed.emit(index)
-
-    def _on_threshold_moved(self, value: int) -> None:
-        threshold = value / _SLIDER_STEPS
-        self.threshold_label.setText(f"{threshold:.2f}")
-        k = self.class_combo.currentIndex()
-        if 0 <= k < len(self._thresholds):
-            self._thresholds[k] = threshold
-            self.threshold_changed.emit(k, threshold)
-
-    def _show_threshold_of_current_class(self) -> None:
-        """Move the slider to the selected class's threshold without emitting ``threshold_changed``."""
-        k = self.class_combo.currentIndex()
-        threshold = self._thresholds[k] if 0 <= k < len(self._thresholds) else DEFAULT_THRESHOLD
-        with QtCore.QSignalBlocker(self.threshold_slider):
-            self.threshold_slider.setValue(round(threshold * _SLIDER_STEPS))
-        self.threshold_label.setText(f"{threshold:.2f}")
-        self.threshold_slider.setEnabled(0 <= k < len(self._thresholds))

@@ -1,33 +1,29 @@
 """The training panel: a few settings, a Train/Stop button, progress with ETA, loss and validation curves.
 
-The panel only shows things and asks for things: it emits ``start_requested(settings)`` and
-``stop_requested()``, and the session that runs the training calls :meth:`TrainingPanel.set_running`
-and :meth:`TrainingPanel.show_progress`. It reads progress objects with ``getattr`` and defaults, so it
-works with any object that has (some of) the fields of ``core.training.TrainProgress``.
+The panel only shows things and asks for things: it emits ``start_requested(TrainingRequest)`` and
+``stop_requested()``, and the window calls :meth:`TrainingPanel.set_running` and
+:meth:`TrainingPanel.show_progress` with each :class:`~unet_studio.core.train.TrainProgress`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from ...core.presets import PRESETS
+from ...core.progress import format_duration
+from ..controllers.training_request import TrainingRequest
+
+if TYPE_CHECKING:  # the panel must not import PyTorch at start-up
+    from ...core.train import TrainProgress
+
 log = logging.getLogger(__name__)
 
-PRESETS = ("fast", "classic")
 _PLOT_HEIGHT = 110
-
-
-def format_duration(seconds: float | None) -> str:
-    """``m:ss`` (or ``h:mm:ss`` from an hour on); ``-:--`` when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "-:--"
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _finite(value) -> float | None:
@@ -76,14 +72,13 @@ class TrainingPanel(QtWidgets.QWidget):
 
     Signals
     -------
-    start_requested(dict)
-        Keys: ``preset`` (str), ``time_limit_s`` (float, or None for no limit), ``epochs`` (int),
-        ``continue_training`` (bool).
+    start_requested(TrainingRequest)
+        The settings the widgets show.
     stop_requested()
         The person clicked Stop.
     """
 
-    start_requested = QtCore.Signal(dict)
+    start_requested = QtCore.Signal(object)
     stop_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -134,7 +129,10 @@ class TrainingPanel(QtWidgets.QWidget):
         self.status_label.setWordWrap(True)
         self.validation_label = QtWidgets.QLabel("Validation: -")
         self.error_label = QtWidgets.QLabel("")
-        self.error_label.setWordWrap(True)
+        # Long unbreakable texts (a model folder path) must not widen the panel beyond the screen.
+        for label in (self.status_label, self.error_label, self.validation_label, self.device_label):
+            label.setWordWrap(True)
+            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.error_label.setStyleSheet("color: #d04040;")
         self.error_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.hide()
@@ -168,28 +166,21 @@ class TrainingPanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ public API
 
-    def settings(self) -> dict:
+    def settings(self) -> TrainingRequest:
         """The settings the widgets show, as emitted by ``start_requested``."""
         seconds = self.minutes_spin.value() * 60 + self.seconds_spin.value()
-        return {
-            "preset": self.preset_combo.currentText(),
-            "time_limit_s": float(seconds) if seconds > 0 else None,
-            "epochs": self.epochs_spin.value(),
-            "continue_training": self.continue_check.isChecked(),
-        }
+        return TrainingRequest(preset=self.preset_combo.currentText(),
+                               time_limit_s=float(seconds) if seconds > 0 else None,
+                               epochs=self.epochs_spin.value(), continue_training=self.continue_check.isChecked())
 
-    def set_settings(self, settings: dict) -> None:
-        """Show ``settings`` (keys as in :meth:`settings`, each optional) without emitting anything."""
-        if settings.get("preset") in PRESETS:
-            self.preset_combo.setCurrentText(settings["preset"])
-        if "time_limit_s" in settings:
-            seconds = int(round(settings["time_limit_s"] or 0))
-            self.minutes_spin.setValue(seconds // 60)
-            self.seconds_spin.setValue(seconds % 60)
-        if "epochs" in settings:
-            self.epochs_spin.setValue(int(settings["epochs"]))
-        if "continue_training" in settings:
-            self.continue_check.setChecked(bool(settings["continue_training"]))
+    def set_settings(self, request: TrainingRequest) -> None:
+        """Show ``request`` in the widgets (emits nothing)."""
+        self.preset_combo.setCurrentText(request.preset)
+        seconds = int(round(request.time_limit_s or 0))
+        self.minutes_spin.setValue(seconds // 60)
+        self.seconds_spin.setValue(seconds % 60)
+        self.epochs_spin.setValue(request.epochs)
+        self.continue_check.setChecked(request.continue_training)
 
     def set_continue_available(self, available: bool) -> None:
         """Enable "continue from current model" only when there is a model to continue from."""
@@ -234,29 +225,25 @@ class TrainingPanel(QtWidgets.QWidget):
         self.error_label.show()
         self.status_label.setText("Training failed")
 
-    def show_progress(self, progress) -> None:
-        """Update progress bar, curves and figures from a ``TrainProgress`` (or any look-alike)."""
-        step = int(getattr(progress, "step", 0) or 0)
-        total = int(getattr(progress, "total_steps", 0) or 0)
-        done = bool(getattr(progress, "done", False))
-        eta = None if done else _finite(getattr(progress, "eta_s", None))
+    def show_progress(self, progress: TrainProgress) -> None:
+        """Update progress bar, curves, figures and status text from one report of the running training."""
+        step, total = progress.step, progress.total_steps
+        eta = None if progress.done else progress.eta_s
         maximum = max(total, 1)
         self.progress_bar.setRange(0, maximum)
         self.progress_bar.setValue(min(step, maximum))
-        total_text = str(total) if total else "?"
-        self.progress_bar.setFormat(f"step {step}/{total_text} · ETA {format_duration(eta)}")
-
-        loss = _finite(getattr(progress, "loss", None))
-        if loss is not None:
-            self.loss_plot.add_point("loss", step, loss)
-        val = getattr(progress, "val", None)
-        if isinstance(val, dict):
-            self._show_validation(step, val, progress)
-        self.status_label.setText(self._status_text(progress, done))
+        self.progress_bar.setFormat(f"step {step}/{total or '?'} · ETA {format_duration(eta)}")
+        if math.isfinite(progress.loss):
+            self.loss_plot.add_point("loss", step, progress.loss)
+        if progress.val is not None:
+            self._show_validation(step, progress.val, progress.best_score)
+        self.status_label.setText(self._status_text(progress))
+        if progress.device:
+            self.set_device_text(progress.device)
 
     # ------------------------------------------------------------------ helpers
 
-    def _show_validation(self, step: int, val: dict, progress) -> None:
+    def _show_validation(self, step: int, val: dict, best: float | None) -> None:
         f1, iou = _finite(val.get("mean_f1")), _finite(val.get("mean_iou"))
         if f1 is not None:
             self.val_plot.add_point("mean F1", step, f1)
@@ -269,27 +256,22 @@ class TrainingPanel(QtWidgets.QWidget):
         val_loss = _finite(val.get("loss"))
         if val_loss is not None:
             parts.append(f"loss {val_loss:.4f}")
-        best = _finite(getattr(progress, "best_score", None))
-        if best is not None:
+        if _finite(best) is not None:
             parts.append(f"best {best:.3f}")
         self.validation_label.setText(f"Validation (step {step}): " + " · ".join(parts))
 
     @staticmethod
-    def _status_text(progress, done: bool) -> str:
-        if done:
-            reason = getattr(progress, "stop_reason", None) or "finished"
-            model_dir = getattr(progress, "model_dir", None)
-            return f"Done: {reason}" + (f" (model saved to {model_dir})" if model_dir else "")
-        parts = [f"epoch {getattr(progress, 'epoch', 0)}"]
-        rate = _finite(getattr(progress, "samples_per_s", None))
-        if rate is not None:
-            parts.append(f"{rate:.1f} samples/s")
-        elapsed = _finite(getattr(progress, "elapsed_s", None))
-        if elapsed is not None:
-            parts.append(f"elapsed {format_duration(elapsed)}")
-        notice = getattr(progress, "notice", None)
-        if notice:
-            parts.append(notice)
+    def _status_text(progress: TrainProgress) -> str:
+        if progress.done:
+            reason = progress.stop_reason or "finished"
+            saved = f" (model saved to {progress.model_dir})" if progress.model_dir else ""
+            return f"Done: {reason}{saved}"
+        parts = [f"epoch {progress.epoch}"]
+        if math.isfinite(progress.samples_per_s):
+            parts.append(f"{progress.samples_per_s:.1f} samples/s")
+        parts.append(f"elapsed {format_duration(progress.elapsed_s)}")
+        if progress.notice:
+            parts.append(progress.notice)
         return " · ".join(parts)
 
     def _on_train_clicked(self) -> None:
@@ -299,6 +281,6 @@ class TrainingPanel(QtWidgets.QWidget):
             self.train_button.setText("Stopping...")
             self.stop_requested.emit()
         else:
-            settings = self.settings()
-            log.debug("training requested with %s", settings)
-            self.start_requested.emit(settings)
+            request = self.settings()
+            log.debug("training requested: %s", request)
+            self.start_requested.emit(request)

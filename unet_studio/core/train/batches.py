@@ -1,0 +1,97 @@
+"""The data side of a training run: the validation split, the patch sampler, the class weights and the
+validator, kept up to date with labels a person edits while training runs; and augmented batches on the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..errors import DataError
+from . import augment as aug
+from .data import PatchSampler, TrainingSet, split_validation
+from .losses import class_weights_from_counts
+from .setup import border_maps
+from .validation import Validator
+
+
+class RunData:
+    """What one training run samples from and scores on (see the module docs).
+
+    Parameters
+    ----------
+    dataset
+        The images and labels; the labels may change while training runs.
+    config
+        The run's configuration (validation fraction, class balance, border weights, labelled bias).
+    rng
+        The run's random generator (split and sampling), for reproducible runs.
+    device
+        Where batches, class weights and validation go.
+    channels_last
+        Whether image batches are laid out channels-last (as the model is).
+
+    Raises
+    ------
+    DataError
+        No labelled pixel is left for training after the validation split.
+    """
+
+    def __init__(self, dataset: TrainingSet, config: TrainConfig, rng: np.random.Generator, device: torch.device,
+                 channels_last: bool, crop: int) -> None:
+        self.dataset, self.config, self.device, self.channels_last = dataset, config, device, channels_last
+        labels, self.version = dataset.snapshot()
+        self.split = split_validation(labels, config.val_fraction, rng)
+        train_labels = self._train_labels(labels)
+        self.class_weights = self._class_weights(train_labels)
+        self.sampler = PatchSampler(dataset.images, train_labels, border_maps(dataset, labels, config), crop,
+                                    config.labelled_bias, rng, dataset.n_classes)
+        self.validator = Validator(dataset, self.split.val_items, labels, device)
+
+    def _train_labels(self, labels: list[np.ndarray]) -> list[np.ndarray]:
+        train_labels = self.split.train_labels(labels)
+        if not any(lab.any() for lab in train_labels):
+            raise DataError("no labelled pixel left for training after the validation split; "
+                            "label more or lower the validation fraction")
+        return train_labels
+
+    def _class_weights(self, train_labels: list[np.ndarray]) -> torch.Tensor:
+        power = self.config.class_balance_power if self.config.class_balance else 0.0
+        weights = class_weights_from_counts(self.dataset.class_counts(train_labels), power)
+        return torch.from_numpy(weights).to(self.device)
+
+    def labels_changed(self) -> bool:
+        """Whether a person changed the labels since they were last taken."""
+        return self.dataset.version != self.version
+
+    def refresh_labels(self) -> None:
+        """Take the labels as they are now: sampler, class weights and validator follow them."""
+        labels, self.version = self.dataset.snapshot()
+        train_labels = self._train_labels(labels)
+        self.class_weights = self._class_weights(train_labels)
+        self.sampler.set_labels(train_labels)
+        if self.config.use_border_weights and self.dataset.instances is None:
+            self.sampler.set_weights(border_maps(self.dataset, labels, self.config))
+        self.validator = Validator(self.dataset, self.split.val_items, labels, self.device)
+
+    def batch(self, size: int, patch: int, out_patch: int, params: aug.AugmentParams | None,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``size`` crops, moved to the device in one copy and augmented there: (images, labels, weights).
+
+        With valid convolutions (``out_patch`` < ``patch``) the targets are the centre of each patch.
+        """
+        batch = self.sampler.sample(size)
+        images = torch.from_numpy(batch.images).to(self.device, non_blocking=True)
+        labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
+        weights = None if batch.weights is None else torch.from_numpy(batch.weights).to(self.device,
+                                                                                          non_blocking=True)
+        images, labels, weights = aug.augment_batch(images, labels, weights, patch, params, generator)
+        if out_patch != patch:
+            top = (patch - out_patch) // 2
+            window = (..., slice(top, top + out_patch), slice(top, top + out_patch))
+            labels = labels[window]
+            weights = None if weights is None else weights[window]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels, weights

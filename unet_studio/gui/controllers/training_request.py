@@ -1,0 +1,61 @@
+"""What the person asks for in the Training panel, as a typed value (no Qt): the panel makes it, the
+training controller turns it into the core's configurations, the project file stores it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ...core.config import ModelConfig, TrainConfig
+from ...core.errors import ConfigError
+from ...core.presets import PRESETS, preset_configs
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What the person asked for in the Training panel: a preset and the few settings shown beside it.
+
+    Parameters
+    ----------
+    preset
+        One of :data:`~unet_studio.core.presets.PRESETS`.
+    time_limit_s
+        Stop after this many seconds; None for no limit.
+    epochs
+        Number of epochs (the preset's steps per epoch each).
+    continue_training
+        Start from the project's current model instead of from scratch.
+    """
+
+    preset: str = "fast"
+    time_limit_s: float | None = 300.0
+    epochs: int = 50
+    continue_training: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ConfigError(f"the time limit must be positive, got {self.time_limit_s}")
+
+    def configs(self, in_channels: int, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+        """The preset's configurations with this request's epochs and time limit."""
+        model_config, train_config = preset_configs(self.preset, in_channels, n_classes)
+        return model_config, train_config.replace(epochs=self.epochs, time_limit_s=self.time_limit_s)
+
+    def to_settings(self) -> dict:
+        """As JSON-able project settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> TrainingRequest:
+        """From project settings; a missing or bad value (a hand-edited file) takes its default."""
+        request = cls()
+        for field in fields(cls):
+            if field.name in settings:
+                try:
+                    request = cls(**{**asdict(request), field.name: settings[field.name]})
+                except (ConfigError, TypeError, ValueError):
+                    continue
+        return request
