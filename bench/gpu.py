@@ -137,6 +137,18 @@ def inference_speed(size: int = 4096) -> dict:
         torch.cuda.synchronize()
         t_ours = time.perf_counter() - started
         mem_ours = torch.cuda.max_memory_allocated()
+        from unet_studio.core.predict import blend
+
+        share, blend.DEVICE_SHARE = blend.DEVICE_SHARE, 0.0  # the host blend, as before 2026-11-30
+        try:
+            started = time.perf_counter()
+            host = predict_probabilities(net, image, config)
+            torch.cuda.synchronize()
+            results[f"{preset}_ours_host_blend_mpx_s"] = size * size / (time.perf_counter() - started) / 1e6
+        finally:
+            blend.DEVICE_SHARE = share
+        results[f"{preset}_device_vs_host_blend_max_abs_diff"] = float(np.abs(np.asarray(host) - ours).max())
+        del host
         results[f"{preset}_ours_mpx_s"] = size * size / t_ours / 1e6
         results[f"{preset}_ours_peak_gpu_gb"] = mem_ours / 1e9
         results[f"{preset}_ours_seconds"] = t_ours
@@ -232,19 +244,25 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--parts", metavar="NAME,...",
+                        help="run only these parts: inference_speed, inference_profile, accuracy, training_speed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     report = {"environment": environment(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(json.dumps(report["environment"]), flush=True)
-    parts = []
-    if not args.skip_speed:
-        parts.append(("inference_speed", inference_speed))
-        parts.append(("inference_profile", inference_profile))
-    if not args.skip_accuracy:
-        work = Path(tempfile.mkdtemp(prefix="unet-gpu-"))
-        parts.append(("accuracy", lambda: accuracy(args.data, work, args.seconds, args.device)))
-    if not args.skip_speed:
-        parts.append(("training_speed", training_speed))
+    work = Path(tempfile.mkdtemp(prefix="unet-gpu-"))
+    available = {"inference_speed": inference_speed, "inference_profile": inference_profile,
+                 "accuracy": lambda: accuracy(args.data, work, args.seconds, args.device),
+                 "training_speed": training_speed}
+    chosen = list(available) if args.parts is None else [p.strip() for p in args.parts.split(",") if p.strip()]
+    if args.skip_speed:
+        chosen = [p for p in chosen if p == "accuracy"]
+    if args.skip_accuracy:
+        chosen = [p for p in chosen if p != "accuracy"]
+    unknown = [p for p in chosen if p not in available]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(available)}")
+    parts = [(name, available[name]) for name in chosen]
     failed = 0
     for name, part in parts:
         started = time.perf_counter()

@@ -442,6 +442,7 @@ def test_predict_refuses_a_slice_that_does_not_fit_in_memory(tmp_path, model_dir
     """The memory probe says 1 MiB: a 256 x 256 slice needs more to predict, so it is refused up front."""
     image = _tiff(tmp_path / "wide.tif", shape=(3, 256, 256), dtype=np.uint16, photometric="minisblack")
     monkeypatch.setattr(core_memory, "available_ram", lambda: 1 << 20)
+    monkeypatch.setattr("unet_studio.core.io.available_ram", lambda: 1 << 20)  # what core.predict asks
     out = tmp_path / "out"
     code, _, err = _run(capsys, "predict", "--model", model_dir, "--images", image, "--out", out)
     assert code != 0

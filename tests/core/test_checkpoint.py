@@ -53,17 +53,17 @@ def test_saving_again_replaces_weights_and_leaves_one_file(tmp_path):
 def test_crash_between_weights_and_description_keeps_previous_model(tmp_path, monkeypatch):
     first, second = _tiny(0), _tiny(1)
     save_model(tmp_path, first, _info(first))
-    from unet_studio.core.io import atomic as atomic
+    real_replace = os.replace
 
-    real_write_text = atomic.write_text
+    def crash(source, target):  # the process dies before model.json is replaced
+        if os.path.basename(target) == META_NAME:
+            raise KeyboardInterrupt
+        real_replace(source, target)
 
-    def crash(path, text):  # the process dies before model.json is replaced
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(atomic, "write_text", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         save_model(tmp_path, second, _info(second))
-    monkeypatch.setattr(atomic, "write_text", real_write_text)
+    monkeypatch.setattr(os, "replace", real_replace)
     loaded, _ = load_model(tmp_path)
     assert torch.equal(loaded.head.weight, first.head.weight)
 

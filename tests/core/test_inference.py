@@ -370,3 +370,30 @@ def test_networks_that_need_wide_context_get_tiles_that_are_mostly_output(monkey
     fast, _ = preset_configs("fast")
     fast_tile, _ = inference.auto_settings(fast, InferConfig(), torch.device("cpu"))
     assert fast_tile == 512 and inference.tile_bytes((fast_tile, fast_tile), fast) <= 2**30
+
+
+@pytest.mark.parametrize("blend", ["cosine", "gaussian", "uniform"])
+def test_blending_with_torch_on_the_device_equals_blending_on_the_host(blend, odd_image):
+    """The accelerator path (padded slice, map and weights as torch tensors) gives the host path's map."""
+    from unet_studio.core.predict.blend import TileBlender
+
+    model = tiny_net()
+    config = InferConfig(tile_size=96, overlap=0.25, blend=blend)
+    layout = plan_tiles(odd_image.shape[1:], model.config, config)
+    assert layout.n_tiles > 4
+    tiles = [(i, j) for i in range(layout.y.count) for j in range(layout.x.count)]
+    results = []
+    for on_device in (False, True):
+        blender = TileBlender(odd_image, layout, 3, blend, torch.device("cpu"), on_device=on_device)
+        assert blender.on_device is on_device
+        for start in range(0, len(tiles), 3):  # uneven batches, as after an out-of-memory halving
+            chunk = tiles[start : start + 3]
+            batch = blender.tiles(chunk)
+            assert isinstance(batch, torch.Tensor) and batch.shape[1:] == (1, *layout.tile_shape)
+            with torch.inference_mode():
+                blender.add(chunk, torch.softmax(model(batch), 1))
+        results.append(blender.result())
+    host, device = results
+    assert isinstance(device, np.ndarray) and device.dtype == np.float32 and device.shape == (3, 171, 133)
+    np.testing.assert_allclose(device, host, atol=1e-6)
+    np.testing.assert_allclose(host, predict_probabilities(model, odd_image, config), atol=1e-5)

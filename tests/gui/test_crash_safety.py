@@ -333,7 +333,7 @@ def _reopen_with_model(window, qtbot, folder: Path) -> None:
     assert window.training_panel.continue_check.isEnabled()
     with qtbot.waitSignal(window.prediction.finished, timeout=60000):
         window.prediction.predict("slice")
-    assert window.session.probabilities() is not None
+    assert window.session.slices.probabilities() is not None
 
 
 def test_kill_while_training_keeps_the_last_good_model(window, qtbot, tmp_path, user_dirs, data_dir):

@@ -219,7 +219,7 @@ def test_importing_bad_labels_changes_nothing_and_says_why(window, painted, tmp_
     window.actions.import_labels(_label_file(good)(tmp_path / "good labels.tif"))
     assert window.last_error is None
     np.testing.assert_array_equal(labels_of(window), good)
-    window.session.undo()  # the import is one undoable step
+    window.session.editing.undo()  # the import is one undoable step
     np.testing.assert_array_equal(labels_of(window), painted)
     _still_usable_and_saved(window, painted)
 
@@ -334,7 +334,7 @@ def test_broken_or_unfitting_model_is_reported_and_nothing_lost(window, painted,
         make()
         _predict(window, qtbot)
         _message(window, "Prediction failed", problem, advice)
-        assert session.probabilities() is None, case
+        assert session.slices.probabilities() is None, case
     # Continuing training from a model of a newer version: the training says why.
     _edit_json(_save_model(window), format_version=5)
     session.set_active_class(0)
@@ -427,7 +427,7 @@ def test_paths_with_spaces_and_non_ascii_characters(window, qtbot, tmp_path):
     tifffile.imwrite(imported, (painted > 0).astype(np.uint8))
     window.actions.import_labels(imported)
     assert window.last_error is None and labels_of(window).max() == 1
-    window.session.undo()
+    window.session.editing.undo()
     out = tmp_path / "Export à l'été"
     with qtbot.waitSignal(window.prediction.finished, timeout=30000):
         window.actions.export(out, {"annotations"})

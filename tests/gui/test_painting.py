@@ -67,7 +67,7 @@ def test_eraser_fill_and_picker_from_keyboard(window, qtbot, sample_512):
 
 def test_number_keys_and_brackets(window, sample_512):
     window.open_image(sample_512)
-    window.session.add_class("mitochondria")
+    window.session.class_editing.add("mitochondria")
     window.activateWindow()
     QTest.keyClick(window, QtCore.Qt.Key.Key_1)
     assert window.session.active_class == 0
@@ -136,7 +136,7 @@ def test_classes_add_rename_recolour_delete(window, sample_512):
     assert [c.name for c in session.classes] == ["background", "foreground", "class 3"]
     panel.list.item(2).setText("mitochondria")
     assert session.classes[2].name == "mitochondria"
-    session.recolor_class(2, "#00ff00")
+    session.class_editing.recolor(2, "#00ff00")
     assert tuple(window.canvas.label_tiles[(0, 0)].lut[3, :3]) == (0, 255, 0)
     session.set_active_class(2)
     mouse_stroke(window, [(20, 20)])
@@ -168,5 +168,5 @@ def test_no_unsaved_mark_at_start_up(window, sample):
     assert not window.windowTitle().endswith("*")
     mouse_stroke(window, [(40, 40)])
     assert window.windowTitle().endswith("*")
-    window.session.undo()  # the project still changed since it was saved
+    window.session.editing.undo()  # the project still changed since it was saved
     assert window.windowTitle().endswith("*")

@@ -76,11 +76,11 @@ def test_accept_prediction_is_one_undoable_stroke(hela, qtbot):
     mouse_stroke(window, [(5, 5), (5, 50)])
     with qtbot.waitSignal(window.prediction.finished, timeout=60000):
         window.prediction.predict("slice")
-    expected = np.argmax(window.session.probabilities(), axis=0) + 1
+    expected = np.argmax(window.session.slices.probabilities(), axis=0) + 1
     before = labels_of(window).copy()
     window.overlay_panel.accept_button.click()
     np.testing.assert_array_equal(labels_of(window), expected)
-    window.session.undo()
+    window.session.editing.undo()
     np.testing.assert_array_equal(labels_of(window), before)
 
 
@@ -90,7 +90,7 @@ def test_overlay_modes_opacity_and_threshold(window, data_dir):
     probs[1, :, 256:] = 0.9
     probs[1, :, :256] = 0.3
     probs[0] = 1 - probs[1]
-    window.session.set_probabilities(0, 0, probs)
+    window.session.slices.set_probabilities(0, 0, probs)
     panel, item = window.overlay_panel, window.canvas.prediction_item
     assert window.view_state.prediction_mode == "probability" and window.view_state.prediction_class == 1
     np.testing.assert_array_equal(item.image[0, :2], [round(0.3 * 255)] * 2)

@@ -52,8 +52,8 @@ def test_save_and_reopen_project(qtbot, window, tmp_path, image):
     window.open_image(image("hela_02_t10.tif", slices=6))
     window.session.set_current_slice(3)
     mouse_stroke(window, [(100, 100), (120, 180)])
-    window.session.rename_class(1, "cells")
-    window.session.add_class("debris", "#00ff00")
+    window.session.class_editing.rename(1, "cells")
+    window.session.class_editing.add("debris", "#00ff00")
     hela_labels = window.session.current.labels.data.copy()
     window.tools.set_brush_size(11)
     window.overlay_panel.prediction_opacity_slider.setValue(20)
@@ -284,7 +284,7 @@ def test_class_300_is_painted_saved_and_read_back(window, tmp_path, image):
     window.open_project(folder)
     window.open_image(image("000.tif"))
     while len(window.session.classes) < 300:
-        window.session.add_class()
+        window.session.class_editing.add()
     window.session.set_active_class(299)
     mouse_stroke(window, [(10, 10)])
     assert labels_of(window)[10, 10] == 300

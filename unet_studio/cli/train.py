@@ -84,51 +84,23 @@ def _status(progress, best_text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.io.atomic import check_writable
-    from ..core.train.folders import load_folder
-    from ..core.errors import DataError
-    from ..core.presets import preset_configs
-    from ..core.train.loop import train
+    """Train as the arguments say; returns the exit status (0 done, 1 failed or diverged, 128 + signal)."""
+    from ..core.io import check_writable
+    from ..core.train import load_folder, train
 
     check_args(args)
     dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances)
-    model_config, train_config = preset_configs(args.preset, dataset.in_channels, dataset.n_classes)
-    changes = {"seed": args.seed, "device": args.device, "num_threads": args.threads}
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
-    if args.time_limit is not None:
-        changes["time_limit_s"] = args.time_limit
-    if args.val_fraction is not None:
-        changes["val_fraction"] = args.val_fraction
-    if args.instances:
-        changes["use_border_weights"] = True
-    train_config = train_config.replace(**changes)
+    model_config, train_config = _configs(args, dataset)
     if args.resume:
-        from ..core.model.checkpoint import load_model
-
-        _, info = load_model(args.resume)  # a damaged or foreign model folder is reported before any work
-        if list(info.class_values) != class_values:
-            raise DataError(f"the model in {args.resume} predicts the values {info.class_values} but the labels "
-                            f"hold {class_values}; train a new model instead of --resume")
-        if info.model_config.in_channels != dataset.in_channels:
-            raise DataError(f"the model in {args.resume} takes images with {info.model_config.in_channels} "
-                            f"channel(s) but the images in {args.images} have {dataset.in_channels}; train a new "
-                            "model instead of --resume")
+        _check_resume(args, dataset, class_values)
     check_writable(args.out, "the model folder")  # a read-only --out: say so now, not after training
-    n_images = len(dataset)
-    print(f"training on {n_images} image slice(s), classes {class_values}, preset {args.preset}", file=sys.stderr)
+    print(f"training on {len(dataset)} image slice(s), classes {class_values}, preset {args.preset}",
+          file=sys.stderr)
     bar = ProgressBar("train")
     run_iter = train(dataset, model_config, train_config, out_dir=args.out, init_from=args.resume,
                      class_values=class_values, class_names=class_names)
-    best_text, last = "", None
     try:
-        for progress in run_iter:
-            last = progress
-            if progress.val is not None and progress.best_score is not None:
-                best_text = f"val F1 {progress.val['mean_f1']:.3f} (best {progress.best_score:.3f})"
-            if progress.done:
-                break
-            bar.update(progress.step, progress.total_steps, _status(progress, best_text), force=progress.val is not None)
+        last = _follow(run_iter, bar)
     except KeyboardInterrupt as exc:
         from . import exit_status
 
@@ -139,6 +111,56 @@ def run(args: argparse.Namespace) -> int:
     finally:
         run_iter.close()
     bar.close()
+    return _report(last)
+
+
+def _configs(args: argparse.Namespace, dataset):
+    """The preset's model and training configurations, with the options given on the command line."""
+    from ..core.presets import preset_configs
+
+    model_config, train_config = preset_configs(args.preset, dataset.in_channels, dataset.n_classes)
+    changes = {"seed": args.seed, "device": args.device, "num_threads": args.threads}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.time_limit is not None:
+        changes["time_limit_s"] = args.time_limit
+    if args.val_fraction is not None:
+        changes["val_fraction"] = args.val_fraction
+    if args.instances:
+        changes["use_border_weights"] = True
+    return model_config, train_config.replace(**changes)
+
+
+def _check_resume(args: argparse.Namespace, dataset, class_values: list) -> None:
+    """Refuse a --resume model that does not fit the labels or the images (before any work)."""
+    from ..core.errors import DataError
+    from ..core.model import load_model
+
+    _, info = load_model(args.resume)  # a damaged or foreign model folder is reported before any work
+    if list(info.class_values) != class_values:
+        raise DataError(f"the model in {args.resume} predicts the values {info.class_values} but the labels "
+                        f"hold {class_values}; train a new model instead of --resume")
+    if info.model_config.in_channels != dataset.in_channels:
+        raise DataError(f"the model in {args.resume} takes images with {info.model_config.in_channels} "
+                        f"channel(s) but the images in {args.images} have {dataset.in_channels}; train a new "
+                        "model instead of --resume")
+
+
+def _follow(run_iter, bar: ProgressBar):
+    """Run the training generator to its end, showing progress; returns its last progress (None if none)."""
+    best_text, last = "", None
+    for progress in run_iter:
+        last = progress
+        if progress.val is not None and progress.best_score is not None:
+            best_text = f"val F1 {progress.val['mean_f1']:.3f} (best {progress.best_score:.3f})"
+        if progress.done:
+            break
+        bar.update(progress.step, progress.total_steps, _status(progress, best_text), force=progress.val is not None)
+    return last
+
+
+def _report(last) -> int:
+    """Print how training ended; returns the exit status (1 when it did not finish or the loss diverged)."""
     if last is None or not last.done:
         return 1
     score = f", best validation mean F1 {last.best_score:.4f}" if last.best_score is not None else ""

@@ -98,8 +98,8 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, keys.Quit)
         edit = self.menuBar().addMenu("&Edit")
-        self.undo_action = self._action(edit, "&Undo", self.session.undo, keys.Undo)
-        self.redo_action = self._action(edit, "&Redo", self.session.redo, "Ctrl+Shift+Z")
+        self.undo_action = self._action(edit, "&Undo", self.session.editing.undo, keys.Undo)
+        self.redo_action = self._action(edit, "&Redo", self.session.editing.redo, "Ctrl+Shift+Z")
         self.redo_action.setShortcuts([QtGui.QKeySequence("Ctrl+Shift+Z"), QtGui.QKeySequence("Ctrl+Y")])
         select = edit.addMenu("Select &class")
         for index in range(9):
@@ -219,7 +219,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.actions.open_project(folder)
 
     def accept_prediction(self) -> None:
-        if self.session.accept_prediction(self.view_state.thresholds) is None and self.session.probabilities() is None:
+        session = self.session
+        if session.editing.accept_prediction(self.view_state.thresholds) is None and session.slices.probabilities() is None:
             raise UNetStudioError("there is no prediction for this slice yet: train or predict first")
 
     def _confirm_delete_class(self, index: int) -> None:
@@ -241,7 +242,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _adopt_calibrated_thresholds(self, written: bool) -> None:
         """Show the prediction with the thresholds the new model chose on its validation data, if any."""
-        from ..core.predict.postprocess import calibrated_overlay_thresholds
+        from ..core.predict import calibrated_overlay_thresholds
 
         thresholds = self.training.model_thresholds() if written else []
         shown = calibrated_overlay_thresholds(thresholds, len(self.view_state.thresholds))

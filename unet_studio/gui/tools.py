@@ -90,13 +90,13 @@ class PaintTools(QtCore.QObject):
         if self.tool != "picker":
             self._show_hidden_labels()
         if self.tool in ("brush", "eraser"):
-            self.session.begin_stroke()
+            self.session.editing.begin_stroke()
             self._last = (y, x)
-            self.session.paint_line((y, x), (y, x), self.radius, self._value())
+            self.session.editing.paint_line((y, x), (y, x), self.radius, self._value())
         elif self.tool == "fill":
-            self.session.fill(y, x, self._value())
+            self.session.editing.fill(y, x, self._value())
         elif self.tool == "picker":
-            value = self.session.label_at(int(round(y)), int(round(x)))
+            value = self.session.editing.label_at(int(round(y)), int(round(x)))
             if value > 0:
                 self.session.set_active_class(value - 1)
                 self.picked.emit(value - 1)
@@ -104,13 +104,13 @@ class PaintTools(QtCore.QObject):
     def move(self, y: float, x: float) -> None:
         if self._last is None:
             return
-        self.session.paint_line(self._last, (y, x), self.radius, self._value())
+        self.session.editing.paint_line(self._last, (y, x), self.radius, self._value())
         self._last = (y, x)
 
     def release(self) -> None:
         if self._last is not None:
             self._last = None
-            self.session.end_stroke()
+            self.session.editing.end_stroke()
 
     # ------------------------------------------------------------------ events
 

@@ -77,7 +77,7 @@ class ViewBinder(QtCore.QObject):
             self.display.set_channels(channels)
             canvas.set_slice_range(state.n_slices, (getattr(stack, "stack_axes", "") or "Z")[-1])
         canvas.set_slice(slice_index)
-        canvas.set_raw(session.image_slice(), reset_view=new_image)
+        canvas.set_raw(session.slices.raw(), reset_view=new_image)
         canvas.set_labels(state.labels.data[slice_index])
         self._shown_image = image_index
         self.update_prediction()
@@ -101,7 +101,7 @@ class ViewBinder(QtCore.QObject):
 
     def prediction_image(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The (Y, X) uint8 image and LUT of the prediction overlay for the current state, or (None, None)."""
-        probs, view = self.session.probabilities(), self.view
+        probs, view = self.session.slices.probabilities(), self.view
         if probs is None or view.prediction_mode == "off":
             return None, None
         classes = self.session.classes
@@ -126,15 +126,15 @@ class ViewBinder(QtCore.QObject):
         if y < 0 or session.current is None:
             self.cursor_text.emit("")
             return
-        raw = session.image_slice()
+        raw = session.slices.raw()
         values = raw[:, y, x]
         value_text = ", ".join(f"{v:.4g}" if np.issubdtype(values.dtype, np.floating) else str(int(v))
                                for v in values)
-        label = session.label_at(y, x)
+        label = session.editing.label_at(y, x)
         classes = session.classes
         class_text = classes[label - 1].name if 0 < label <= len(classes) else "unlabelled"
         text = f"x {x}  y {y}  value {value_text}  label {class_text}"
-        probs = session.probabilities()
+        probs = session.slices.probabilities()
         if probs is not None:
             k = int(np.argmax(probs[:, y, x]))
             name = classes[k].name if k < len(classes) else f"class {k + 1}"

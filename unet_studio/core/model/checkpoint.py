@@ -38,7 +38,7 @@ import torch
 
 from ..config import DEFAULT_NORMALIZATION, ModelConfig, real_number, whole_number
 from ..errors import ConfigError, ModelFileError
-from ..io import atomic
+from ..io import write_bytes, write_text
 from .safe_read import (
     MAX_DESCRIPTION_BYTES,
     MAX_TENSOR_FILE_BYTES,
@@ -171,7 +171,7 @@ def _write_tensors(folder: Path, prefix: str, tensors: dict[str, torch.Tensor]) 
     digest = hashlib.sha256(blob).hexdigest()
     name = f"{prefix}-{digest[:16]}.safetensors"
     if not (folder / name).exists():
-        atomic.write_bytes(folder / name, blob)
+        write_bytes(folder / name, blob)
     return name, digest
 
 
@@ -199,7 +199,7 @@ def save_model(folder: str | os.PathLike, model: UNet, info: ModelInfo,
     body["created"] = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     body["versions"] = {**_versions(), **info.versions}
     meta.update(body)
-    atomic.write_text(folder / META_NAME, json.dumps(meta, indent=2))
+    write_text(folder / META_NAME, json.dumps(meta, indent=2))
     for stale in [*folder.glob("weights-*.safetensors"), *folder.glob("optimizer-*.safetensors")]:
         if stale.name not in (weights_name, optimizer_name):
             stale.unlink(missing_ok=True)

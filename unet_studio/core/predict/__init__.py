@@ -9,6 +9,7 @@ import importlib
 
 from .postprocess import (
     InstanceConfig,
+    calibrated_overlay_thresholds,
     find_instances,
     foreground_classes,
     label_dtype,
@@ -34,7 +35,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ExportConfig", "ExportProgress", "InferProgress", "InstanceConfig", "OUTPUT_SUFFIXES", "Predictor",
-    "check_slice_memory", "export_image", "find_instances", "foreground_classes", "iter_predict",
+    "calibrated_overlay_thresholds", "check_slice_memory", "export_image", "find_instances", "foreground_classes", "iter_predict",
     "iter_predict_stack", "label_dtype", "make_normalizer", "measure", "output_paths", "predict_probabilities",
     "probabilities_to_labels", "probabilities_to_uint8", "smallest_tile", "table_to_csv", "write_measurements_csv",
 ]

@@ -147,27 +147,11 @@ def export_image(model: torch.nn.Module, info: ModelInfo, stack: Any, folder: st
         An output cannot be written; no partial file is left.
     """
     path = Path(getattr(stack, "path", name))
-    n_slices, channels, height, width = stack.shape
-    expected = info.model_config.in_channels
-    if channels != expected:
-        raise InferenceError(f"'{path}' has {channels} channel{'s' * (channels != 1)} but the model expects "
-                             f"{expected}; use a model trained on images like this one")
-    n_classes = info.model_config.n_classes
-    # Before the outputs take their space on disk: a slice too large for the memory is refused.
-    check_slice_memory((channels, height, width), n_classes, stack.dtype.itemsize, path)
+    _check_fits(stack, info, path)
+    n_slices = stack.shape[0]
     foreground = foreground_classes(info.class_values, info.class_names, config.foreground)
     targets = output_paths(folder, name, config)
-    normalize = make_normalizer(info.normalization)
-    flagged: list[str] = []
-    raw_slice: dict[str, np.ndarray] = {}
-
-    def prepare(raw: np.ndarray) -> np.ndarray:
-        raw_slice["raw"] = raw
-        problem = pixel_warning(raw)
-        if problem:
-            flagged.append(problem)
-        return normalize(raw)
-
+    prepare = _SlicePreparer(info.normalization)
     start = time.perf_counter()
     with _Outputs(targets, stack, info) as out:
         for progress in iter_predict_stack(model, stack, infer, prepare=prepare, predictor=predictor):
@@ -179,10 +163,43 @@ def export_image(model: torch.nn.Module, info: ModelInfo, stack: Any, folder: st
                     raise InferenceError(f"'{path}': the model gave NaN or infinite probabilities"
                                          f"{out.where(progress.slice_index)}; check the model (train it again) "
                                          "and the image's pixel values")
-                out.write_slice(progress.slice_index, probs, raw_slice["raw"], infer.thresholds, foreground,
+                out.write_slice(progress.slice_index, probs, prepare.raw, infer.thresholds, foreground,
                                 config.instance)
-    warnings = [flagged[0] + (f" (in {len(flagged)} of {n_slices} slices)" if n_slices > 1 else "")] if flagged else []
-    yield ExportProgress(n_slices - 1, n_slices, 1, 1, time.perf_counter() - start, targets, warnings)
+    yield ExportProgress(n_slices - 1, n_slices, 1, 1, time.perf_counter() - start, targets,
+                         prepare.warnings(n_slices))
+
+
+def _check_fits(stack: Any, info: ModelInfo, path: Path) -> None:
+    """Refuse an image the model cannot take, before the outputs take their space on disk."""
+    _, channels, height, width = stack.shape
+    expected = info.model_config.in_channels
+    if channels != expected:
+        raise InferenceError(f"'{path}' has {channels} channel{'s' * (channels != 1)} but the model expects "
+                             f"{expected}; use a model trained on images like this one")
+    # A slice too large for the memory is refused.
+    check_slice_memory((channels, height, width), info.model_config.n_classes, stack.dtype.itemsize, path)
+
+
+class _SlicePreparer:
+    """Normalises each raw slice for the network; keeps the last raw slice (for measurements) and warnings."""
+
+    def __init__(self, normalization) -> None:
+        self.normalize = make_normalizer(normalization)
+        self.raw: np.ndarray | None = None
+        self.flagged: list[str] = []
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        self.raw = raw
+        problem = pixel_warning(raw)
+        if problem:
+            self.flagged.append(problem)
+        return self.normalize(raw)
+
+    def warnings(self, n_slices: int) -> list[str]:
+        """The first pixel warning, with how many slices had one (for a stack)."""
+        if not self.flagged:
+            return []
+        return [self.flagged[0] + (f" (in {len(self.flagged)} of {n_slices} slices)" if n_slices > 1 else "")]
 
 
 class _Outputs(contextlib.ExitStack):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..io import atomic as atomic
+from ..io import write_text
 from ..config import ConfigDict
 from ..errors import ConfigError
 
@@ -254,7 +254,7 @@ def write_measurements_csv(path: str | os.PathLike, tables: Sequence[tuple[dict[
     parts = [table_to_csv(table, extra) for extra, table in tables]
     header = parts[0].split("\n", 1)[0] if parts else "label"
     body = "".join(part.split("\n", 1)[1] for part in parts)
-    atomic.write_text(path, header + "\n" + body)
+    write_text(path, header + "\n" + body)
 
 
 def foreground_classes(class_values: Sequence[int], class_names: Sequence[str],

@@ -43,7 +43,8 @@ import torch
 from ..config import DEFAULT_NORMALIZATION, InferConfig, ModelConfig
 from ..device import autocast_dtype, is_out_of_memory, select_device  # noqa: F401  (re-exported)
 from ..errors import ConfigError, InferenceError
-from ..io.write import tiff_memmap  # re-exported: written by predict, once here
+from ..io import tiff_memmap  # re-exported: written by predict, once here
+from .blend import TileBlender
 from .postprocess import label_dtype, probabilities_to_labels  # noqa: F401  (re-exported)
 from .tiling import (  # noqa: F401  (re-exported: the layout is part of this module's API)
     AxisPlan,
@@ -169,8 +170,9 @@ class _TiledPredictor:
         self.tile: int | None = None
         self.batch: int | None = None
 
-    def _forward(self, batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a batch of tiles already on the device (averaged over the 8 symmetries
+        of the square with test-time augmentation)."""
         with torch.inference_mode():
             if not self.config.tta:
                 return self.predictor(x)
@@ -234,21 +236,13 @@ class _TiledPredictor:
 
     def _run_layout(self, image: np.ndarray, layout: TileLayout, slice_index: int, slices_total: int,
                     start: float) -> Iterator[InferProgress]:
-        ya, xa = layout.y, layout.x
-        padded = _mirror_pad(image, ((ya.pad_before, ya.pad_after), (xa.pad_before, xa.pad_after)))
-        k = self.mc.n_classes
-        acc = np.zeros((k, ya.length, xa.length), np.float32)
-        weight = np.zeros((ya.length, xa.length), np.float32)
-        windows_y = [blend_window(ya, i, self.config.blend) for i in range(ya.count)]
-        windows_x = [blend_window(xa, j, self.config.blend) for j in range(xa.count)]
-        tiles = [(i, j) for i in range(ya.count) for j in range(xa.count)]
+        blender = TileBlender(image, layout, self.mc.n_classes, self.config.blend, self.device)
+        tiles = [(i, j) for i in range(layout.y.count) for j in range(layout.x.count)]
         done = 0
         while done < len(tiles):
             chunk = tiles[done : done + self.batch]
-            batch = np.stack([padded[:, i * ya.stride : i * ya.stride + ya.tile,
-                                     j * xa.stride : j * xa.stride + xa.tile] for i, j in chunk])
             try:
-                probs = self._forward(batch)
+                probs = self._forward(blender.tiles(chunk))
             except Exception as exc:  # noqa: BLE001
                 if not is_out_of_memory(exc) or self.batch <= 1:
                     raise
@@ -256,29 +250,12 @@ class _TiledPredictor:
                 self.batch //= 2
                 log.warning("out of memory with a batch of %d tiles; retrying with %d", len(chunk), self.batch)
                 continue
-            probs = probs[:, :, ya.crop : ya.crop + ya.kept, xa.crop : xa.crop + xa.kept].cpu().numpy()
-            for (i, j), tile_probs in zip(chunk, probs):
-                y0, x0 = i * ya.stride, j * xa.stride
-                hy, wx = min(ya.kept, ya.length - y0), min(xa.kept, xa.length - x0)
-                w = np.outer(windows_y[i][:hy], windows_x[j][:wx])
-                acc[:, y0 : y0 + hy, x0 : x0 + wx] += tile_probs[:, :hy, :wx] * w
-                weight[y0 : y0 + hy, x0 : x0 + wx] += w
+            blender.add(chunk, probs)
             done += len(chunk)
             last = done == len(tiles)
-            if last:
-                acc /= weight
             yield InferProgress(done, len(tiles), slice_index, slices_total, time.perf_counter() - start,
-                                layout.tile_shape, self.batch, str(self.device), acc if last else None)
-
-
-def _mirror_pad(image: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
-    """Mirror (reflect) padding per axis; reflects repeatedly when the pad is wider than the image."""
-    out = image
-    for axis, pad in ((1, pads[0]), (2, pads[1])):
-        widths = [(0, 0)] * 3
-        widths[axis] = pad
-        out = np.pad(out, widths, mode="reflect" if image.shape[axis] > 1 else "edge")
-    return out
+                                layout.tile_shape, self.batch, str(self.device),
+                                blender.result() if last else None)
 
 
 def _check_image(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
@@ -309,7 +286,7 @@ def slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4) ->
 def check_slice_memory(shape: Sequence[int], n_classes: int, raw_itemsize: int = 4, path=None) -> None:
     """Raise :class:`InferenceError` when predicting a (C, Y, X) slice of ``shape`` cannot fit in the memory
     available now (a slice is predicted whole; a stack streams slice by slice, so only one slice counts)."""
-    from ..io.memory import available_ram, format_bytes
+    from ..io import available_ram, format_bytes
 
     needed, free = slice_memory(shape, n_classes, raw_itemsize), available_ram()
     if needed > free:
@@ -378,7 +355,7 @@ def make_normalizer(normalization: dict[str, Any] | None) -> Callable[[np.ndarra
         return lambda image: np.asarray(image, np.float32)
     if method != "percentile":
         raise ConfigError(f"unknown normalisation method {method!r} in the model folder")
-    from ..io.stack import normalize_percentile
+    from ..io import normalize_percentile
 
     low, high = float(spec["low"]), float(spec["high"])
     return functools.partial(normalize_percentile, low=low, high=high)

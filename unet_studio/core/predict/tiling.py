@@ -18,7 +18,7 @@ import torch
 from ..config import InferConfig, ModelConfig
 from ..device import autocast_dtype
 from ..errors import ConfigError
-from ..model.unet import context_margin, is_admissible
+from ..model import context_margin, is_admissible
 
 MAX_AUTO_TILE = 1024
 _CPU_ACTIVATION_BUDGET = 1 << 30  # bytes; keeps a 4096x4096 prediction far under 2 GB on the CPU

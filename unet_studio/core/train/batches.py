@@ -1,19 +1,62 @@
 """The data side of a training run: the validation split, the patch sampler, the class weights and the
-validator, kept up to date with labels a person edits while training runs; and augmented batches on the device.
+validator, kept up to date with labels a person edits while training runs; augmented batches on the device,
+and their size, halved after an out-of-memory error (:class:`BatchSize`).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..errors import DataError
+from ..device import describe_device
+from ..errors import DataError, TrainingError
 from . import augment as aug
 from .data import PatchSampler, TrainingSet, split_validation
 from .losses import class_weights_from_counts
 from .setup import border_maps
 from .validation import Validator
+
+log = logging.getLogger(__name__)
+
+
+class BatchSize:
+    """The number of patches per step: the configured one, halved after each out-of-memory error.
+
+    Parameters
+    ----------
+    size
+        The configured batch size.
+    device
+        Where the run trains (its cache is emptied after an out-of-memory error; named in the message).
+    patch
+        The patch size (named in the message when even one patch does not fit).
+    """
+
+    def __init__(self, size: int, device: torch.device, patch: int) -> None:
+        self.size, self.device, self.patch = size, device, patch
+        self.notice: str | None = None  # what was changed, for the person (None until a halving)
+
+    def halve(self) -> None:
+        """After an out-of-memory error: halve the batch and go on, or say what to do at a batch of one.
+
+        Raises
+        ------
+        TrainingError
+            Out of memory with a batch of one patch already.
+        """
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.size <= 1:
+            raise TrainingError(
+                f"out of memory on {describe_device(self.device)} even with one {self.patch}x{self.patch} patch "
+                "per step; close other programs that use it, choose the fast preset or a smaller network, or "
+                "train on the CPU (--device cpu)") from None
+        old, self.size = self.size, self.size // 2
+        self.notice = f"out of memory with {old} patches per step; going on with {self.size}"
+        log.warning(self.notice)
 
 
 class RunData:

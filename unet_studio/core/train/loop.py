@@ -17,18 +17,17 @@ network can learn such conventions; best-model tracking starts again there, and 
 of that last part.
 
 Scoring on the validation data and choosing thresholds: :mod:`.validation`; the model a run starts from,
-its patch size and augmentation ranges: :mod:`.setup`. The tuning constants of model keeping and threshold
-calibration are fields of :class:`~unet_studio.core.config.TrainConfig`; the threshold calibrator can be
-passed in (``train(..., calibrator=...)``).
+its patch size and augmentation ranges: :mod:`.setup`; which model is kept and what its folder says:
+:mod:`.keeper`; the batch size, halved when memory runs out: :mod:`.batches`. The tuning constants of
+model keeping and threshold calibration are fields of :class:`~unet_studio.core.config.TrainConfig`; the
+threshold calibrator can be passed in (``train(..., calibrator=...)``).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -38,15 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DEFAULT_NORMALIZATION, InferConfig, ModelConfig, TrainConfig
+from ..config import InferConfig, ModelConfig, TrainConfig
 from ..device import configure_cpu_threads, describe_device, is_out_of_memory, select_device, training_autocast_dtype
-from ..errors import TrainingError
-from ..model import ModelInfo, load_optimizer_state, output_size
+from ..model import load_optimizer_state, output_size
 from ..predict import predict_probabilities
 from . import augment as aug
-from .batches import RunData
+from .batches import BatchSize, RunData
 from .data import TrainingSet
-from .keeper import ModelKeeper
+from .keeper import BestScore, ModelKeeper, RunOrigin, save_while_stopping
 from .losses import segmentation_loss
 from .progress import Calibrator, TrainProgress, learning_rate
 from .setup import (
@@ -116,14 +114,15 @@ class _Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
-        (self.model, self.history, self.step_offset, self.class_values, self.class_names,
-         self.previous) = build_model(dataset, model_config, init_from, class_values, class_names)
+        self.model, self.history, self.step_offset, class_values, class_names, previous = build_model(
+            dataset, model_config, init_from, class_values, class_names)
         self.init_from = init_from
         # Read with the weights, before this run's first save can replace the folder (continuing in place).
         self.resume_moments = load_optimizer_state(init_from) if init_from is not None else None
-        self.model_config = self.model.config
-        self.patch = admissible_patch(config.patch_size, self.model_config)
-        self.out_patch = output_size(self.patch, self.model_config.depth, self.model_config.padding)
+        net_config = self.model.config  # the saved model's when resuming
+        self.patch = admissible_patch(config.patch_size, net_config)
+        self.origin = RunOrigin(net_config, class_values, class_names, config, previous, init_from, self.patch)
+        self.out_patch = output_size(self.patch, net_config.depth, net_config.padding)
         self.params = augment_params(config)
         self.crop = aug.crop_size(self.patch, self.params)
         # The last part of the run (after ``orientation_until``) keeps every other augmentation but no
@@ -136,10 +135,9 @@ class _Trainer:
 
     def _init_run_state(self) -> None:
         self.total = self.config.epochs * self.config.steps_per_epoch
-        self.step, self.best_score, self.since_best = 0, None, 0
+        self.step, self.best = 0, BestScore(self.config)
         self.upright, self.saved, self.diverged = False, False, False
         self.stop_reason: str | None = None
-        self.batch_size, self.notice = self.config.batch_size, None
         self.lr = learning_rate(self.config, 0.0, 0)
         self.last_loss, self.loss_count = float("nan"), 0
         self.next_preview = self.config.preview_every
@@ -148,6 +146,7 @@ class _Trainer:
 
     def _init_device(self) -> None:
         self.model, self.channels_last = place_model(self.model, self.device)
+        self.batch = BatchSize(self.config.batch_size, self.device, self.patch)
         self.model.train()
         self.amp_dtype = training_autocast_dtype(self.device, self.config.amp)
         use_scaler = self.amp_dtype == torch.float16 and self.device.type == "cuda"
@@ -173,13 +172,14 @@ class _Trainer:
             group["lr"] = self.lr
         if not self.upright and self.params is not None and progress >= self.config.orientation_until:
             # The upright part: its first evaluation is kept whatever its score (module docs).
-            self.upright, self.best_score, self.since_best = True, None, 0
+            self.upright = True
+            self.best.restart()
             log.info("step %d: training on without flips and 90-degree rotations", self.step)
 
     def _forward_backward(self) -> torch.Tensor:
         """One batch: sample, augment, forward, loss, backward (the optimizer steps later); return the loss."""
         params = self.upright_params if self.upright else self.params
-        images, labels, weights = self.data.batch(self.batch_size, self.patch, self.out_patch, params,
+        images, labels, weights = self.data.batch(self.batch.size, self.patch, self.out_patch, params,
                                                   self.generator)
         with self.autocast():
             logits = self.model(images)
@@ -202,7 +202,7 @@ class _Trainer:
             if not is_out_of_memory(exc):
                 raise
             self.optimizer.zero_grad(set_to_none=True)
-            self._smaller_batch()
+            self.batch.halve()
             return False
         self.step += 1
         self.loss_sum += loss.detach()
@@ -221,19 +221,6 @@ class _Trainer:
         else:
             self.optimizer.step()
         return True
-
-    def _smaller_batch(self) -> None:
-        """After an out-of-memory error: halve the batch and go on, or say what to do at a batch of one."""
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        if self.batch_size <= 1:
-            raise TrainingError(
-                f"out of memory on {describe_device(self.device)} even with one {self.patch}x{self.patch} patch "
-                "per step; close other programs that use it, choose the fast preset or a smaller network, or "
-                "train on the CPU (--device cpu)") from None
-        old, self.batch_size = self.batch_size, self.batch_size // 2
-        self.notice = f"out of memory with {old} patches per step; going on with {self.batch_size}"
-        log.warning(self.notice)
 
     def _evaluating(self) -> bool:
         return self.step % self.config.eval_every == 0 or self.step == self.total
@@ -266,19 +253,18 @@ class _Trainer:
                     break
             yield self._finish()
         finally:
-            if not self.saved:
-                self._save_on_stop()
+            if not self.saved:  # stopped from outside (close(), Ctrl-C, an error): save what is kept, quickly
+                save_while_stopping(lambda: self._save("stopped", moments=True))
 
     def _report(self) -> TrainProgress:
         """The report of this step: its rate, and an evaluation and a preview when they are due."""
         now = time.perf_counter()
         self.times.append((now, self.step))
-        rate = (self.times[-1][1] - self.times[0][1]) * self.batch_size / max(now - self.times[0][0], 1e-9)
+        rate = (self.times[-1][1] - self.times[0][1]) * self.batch.size / max(now - self.times[0][0], 1e-9)
         val, is_best = None, False
         if self._evaluating():
             val, is_best = self._evaluate(now - self.start)
-            self.since_best = 0 if is_best else self.since_best + 1
-            if self.since_best >= self.config.patience:
+            if self.best.count(is_best):
                 self.stop_reason = f"early stopping: no better validation score in {self.config.patience} evaluations"
             self.loss_sum.zero_()
             self.loss_count = 0
@@ -310,7 +296,7 @@ class _Trainer:
         model_dir = self._save(self.stop_reason, calibrate=not self.diverged, moments=not self.diverged)
         self.saved = True
         elapsed = time.perf_counter() - self.start
-        mean_rate = self.step * self.batch_size / max(elapsed, 1e-9)
+        mean_rate = self.step * self.batch.size / max(elapsed, 1e-9)
         final = self._progress(self.last_loss, mean_rate, elapsed, final_val, False, None)
         final.done, final.stop_reason, final.model_dir, final.eta_s = True, self.stop_reason, model_dir, 0.0
         return final
@@ -323,10 +309,10 @@ class _Trainer:
             eta = min(eta, max(cfg.time_limit_s - elapsed, 0.0))
         return TrainProgress(step=self.step, total_steps=self.total,
                              epoch=(self.step - 1) // cfg.steps_per_epoch + 1, loss=loss, lr=self.lr,
-                             samples_per_s=rate, elapsed_s=elapsed, eta_s=eta, val=val, best_score=self.best_score,
+                             samples_per_s=rate, elapsed_s=elapsed, eta_s=eta, val=val, best_score=self.best.score,
                              is_best=is_best, preview=preview, device=self.description,
-                             model_dir=self.out_dir if self.keeper.any else None, batch_size=self.batch_size,
-                             notice=self.notice)
+                             model_dir=self.out_dir if self.keeper.any else None, batch_size=self.batch.size,
+                             notice=self.batch.notice)
 
     def _evaluate(self, elapsed: float) -> tuple[dict | None, bool]:
         """Score the validation set, record history, keep and save the best; return (val, is_best)."""
@@ -340,18 +326,8 @@ class _Trainer:
                                               self.autocast)
             entry.update({"val_loss": val["loss"], "mean_f1": val["mean_f1"], "mean_iou": val["mean_iou"],
                           "f1": val["f1"], "iou": val["iou"]})
-            score = val["mean_f1"]
-            # Scribbles only label the easy middles of structures: their F1 saturates and wobbles, and a
-            # strict maximum would keep an early model (ISBI scribbles: 0.973 at step 700, 0.971 at 1650).
-            # In the upright part of a run, what the network learns (a label convention, a fraction of a
-            # pixel) is smaller than the wobble of the scores of one held-out image (ISBI, one run: 0.9025
-            # 50 steps into it, 0.8931 to 0.9006 after), and a strict maximum keeps the model that has
-            # learnt least of it. Among scores tied within that noise, keep the later model.
-            sparse = self.data.validator.labelled_fraction < cfg.dense_fraction
-            tie = cfg.score_tie if self.upright or sparse else 0.0
-            if score is not None and math.isfinite(val["loss"]) and (self.best_score is None
-                                                                    or score > self.best_score - tie):
-                self.best_score, is_best = max(score, self.best_score or score), True
+            is_best = self.best.is_best(val["mean_f1"], val["loss"], self.upright,
+                                        self.data.validator.labelled_fraction)
         elif math.isfinite(train_loss):
             is_best = True  # no validation data: the latest model is the one to keep
         self.history.append(entry)
@@ -361,18 +337,6 @@ class _Trainer:
         return val, is_best
 
     # -- saving ------------------------------------------------------------------------------------
-
-    def _info(self, stop_reason: str | None) -> ModelInfo:
-        extra = dict(self.previous.extra) if self.previous is not None else {}
-        extra.update({"steps": self.step_offset + self.step, "stop_reason": stop_reason,
-                      "resumed_from": str(self.init_from) if self.init_from else extra.get("resumed_from"),
-                      "patch_size": self.patch, "batch_size": self.batch_size})
-        normalization = (self.previous.normalization if self.previous is not None
-                         else dict(DEFAULT_NORMALIZATION))
-        return ModelInfo(model_config=self.model_config, class_values=self.class_values,
-                         class_names=self.class_names, normalization=normalization,
-                         train_config=self.config.to_dict(), history=copy.deepcopy(self.history),
-                         best_score=self.best_score, extra=extra, thresholds=list(self.keeper.thresholds))
 
     def _save(self, stop_reason: str | None, calibrate: bool = False, moments: bool = False) -> Path | None:
         """Write the kept model; with ``calibrate``, choose its thresholds first.
@@ -384,16 +348,7 @@ class _Trainer:
             return None
         if calibrate:
             self.keeper.calibrate(self.data.validator, self.dataset.n_classes, self.config, self.device, self.autocast)
-        return self.keeper.save(self._info(stop_reason), optimizer_tensors(self.optimizer) if moments else None)
-
-    def _save_on_stop(self) -> None:
-        """Stopped from outside (close(), Ctrl-C, an error): save what is kept, quickly."""
-        pending = sys.exc_info()[1]
-        try:
-            self._save("stopped", moments=True)
-        except Exception as exc:  # noqa: BLE001 - never mask the reason we are stopping
-            # No traceback; and when an error stops us (often this same failed write), that error
-            # is what the person hears about.
-            log.log(logging.DEBUG if isinstance(pending, Exception) else logging.WARNING,
-                    "could not save the model while stopping: %s", exc)
-        self.saved = True
+        info = self.origin.info(steps=self.step_offset + self.step, stop_reason=stop_reason,
+                                batch_size=self.batch.size, history=self.history, best_score=self.best.score,
+                                thresholds=self.keeper.thresholds)
+        return self.keeper.save(info, optimizer_tensors(self.optimizer) if moments else None)

@@ -12,12 +12,11 @@ import torch
 from scipy import ndimage
 
 from . import augment as aug
-from ..model.checkpoint import load_model
 from ..config import ModelConfig, TrainConfig
 from .data import TrainingSet
 from ..errors import DataError
 from .losses import border_weight_map
-from ..model.unet import UNet, nearest_admissible
+from ..model import UNet, load_model, nearest_admissible
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from ..config import ModelConfig, TrainConfig
 from .data import TrainingSet
 from .losses import segmentation_loss
-from ..model.unet import UNet, nearest_admissible, output_size
+from ..model import UNet, nearest_admissible, output_size
 
 log = logging.getLogger(__name__)
 

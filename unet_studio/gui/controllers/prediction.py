@@ -222,7 +222,7 @@ class PredictionController(QtCore.QObject):
         if isinstance(item, _Step):
             self.progressed.emit(int(item.done), int(item.total))
         elif isinstance(item, _Result):
-            self.session.set_probabilities(item.image_index, item.slice_index, item.probs)
+            self.session.slices.set_probabilities(item.image_index, item.slice_index, item.probs)
 
     def _on_finished(self) -> None:
         worker, self.worker = self.worker, None

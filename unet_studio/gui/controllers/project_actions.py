@@ -41,15 +41,15 @@ class ProjectActions(QtCore.QObject):
             return
         # What the reader left out (a TIFF's other pages), NaN pixels, a constant image: shown, but say so.
         problems = list(self.session.current.stack.warnings) if self.session.current else []
-        problem = io.pixel_warning(self.session.image_slice())
+        problem = io.pixel_warning(self.session.slices.raw())
         problems += [f"{Path(path).name}: {problem}."] if problem else []
         if problems:
             self.prompts.show_error("Check this image", "\n".join(problems))
 
     def import_labels(self, path: Path) -> None:
-        """Put a label image into the current image (see :meth:`Session.import_labels`), or say why not."""
+        """Put a label image into the current image (see :meth:`LabelEditing.import_labels`), or say why not."""
         try:
-            self.session.import_labels(path)
+            self.session.editing.import_labels(path)
         except UNetStudioError as exc:
             self.prompts.show_error("Cannot import labels", str(exc))
 

@@ -150,7 +150,7 @@ class TrainingController(QtCore.QObject):
             return
         session = self.session
         snapshot = self._labelled_snapshot()
-        session.end_stroke()
+        session.editing.end_stroke()
         folder = session.ensure_folder()
         out_dir = session.project.model_dir
         preview = self._current_preview()
@@ -193,7 +193,7 @@ class TrainingController(QtCore.QObject):
     def model_thresholds(self) -> list[float]:
         """The per-class thresholds the project's model chose on its validation data ([] when none)."""
         from ...core.errors import UNetStudioError
-        from ...core.model.checkpoint import read_model_info
+        from ...core.model import read_model_info
 
         folder = self.session.model_dir
         if folder is None:
@@ -220,7 +220,7 @@ class TrainingController(QtCore.QObject):
         session = self.session
         if session.current is None:
             return None
-        return (session.current_index, session.current_slice), session.normalized_slice()
+        return (session.current_index, session.current_slice), session.slices.normalized()
 
     def update_preview_image(self) -> None:
         """Make the visible slice the one the training previews (called on slice and image change)."""
@@ -271,7 +271,7 @@ class TrainingController(QtCore.QObject):
             image_index, slice_index = key
             state = self.session.images[image_index] if image_index < len(self.session.images) else None
             if state is not None and preview.shape[1:] == state.labels.shape[1:]:
-                self.session.set_probabilities(image_index, slice_index, preview)
+                self.session.slices.set_probabilities(image_index, slice_index, preview)
                 self.preview_shown.emit(image_index, slice_index)
         self.progressed.emit(progress)
 

@@ -32,10 +32,10 @@ def warm_up() -> bool:
     """Import the compute modules and exercise them on a 32x32 image; False when that failed."""
     started = time.perf_counter()
     try:
-        from ...core.predict import tiled as inference
-        from ...core.train import loop as training
         from ...core.config import InferConfig, ModelConfig, TrainConfig
-        from ...core.train.data import TrainingSet
+        from ...core.model import UNet
+        from ...core.predict import predict_probabilities
+        from ...core.train import TrainingSet, train
 
         rng = np.random.default_rng(0)
         image = rng.random((1, 32, 32), dtype=np.float32)
@@ -48,13 +48,11 @@ def warm_up() -> bool:
         train_config = TrainConfig(patch_size=16, batch_size=1, epochs=1, steps_per_epoch=2, eval_every=2,
                                    preview_every=2, val_fraction=0.0, augment=True, amp=False,
                                    num_threads=gui_compute_threads())
-        for _ in training.train(dataset, model_config, train_config):
+        for _ in train(dataset, model_config, train_config):
             pass
-        from ...core.model.unet import UNet
-
         net = UNet.from_config(model_config)
         net.eval()
-        inference.predict_probabilities(net, image, InferConfig(device="cpu"))
+        predict_probabilities(net, image, InferConfig(device="cpu"))
     except Exception:  # a failed warm-up costs nothing but the warm-up: training reports real errors
         log.warning("warm-up failed", exc_info=True)
         return False

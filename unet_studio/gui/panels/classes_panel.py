@@ -46,7 +46,7 @@ class ClassesPanel(QtWidgets.QWidget):
 
         self.list.currentRowChanged.connect(self._on_row_changed)
         self.list.itemChanged.connect(self._on_item_changed)
-        self.add_button.clicked.connect(lambda: self.session.add_class())
+        self.add_button.clicked.connect(lambda: self.session.class_editing.add())
         self.color_button.clicked.connect(self.choose_color)
         self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.list.currentRow()))
         session.classes_changed.connect(self.refresh)
@@ -76,7 +76,7 @@ class ClassesPanel(QtWidgets.QWidget):
         row = self.list.row(item)
         name = item.text().strip()
         if name:
-            self.session.rename_class(row, name)
+            self.session.class_editing.rename(row, name)
         else:
             self.refresh()
 
@@ -87,8 +87,8 @@ class ClassesPanel(QtWidgets.QWidget):
         current = QtGui.QColor(self.session.classes[row].color)
         color = QtWidgets.QColorDialog.getColor(current, self, f"Colour of {self.session.classes[row].name}")
         if color.isValid():
-            self.session.recolor_class(row, color.name())
+            self.session.class_editing.recolor(row, color.name())
 
     def delete_class(self, row: int) -> None:
         if 0 <= row < len(self.session.classes):
-            self.session.remove_class(row)
+            self.session.class_editing.remove(row)

@@ -1,0 +1,271 @@
+"""The labels of an image stack as one array, edited by brush, line, fill and region writes, with undo.
+
+A :class:`LabelVolume` holds the labels of an image stack as one ``(S, Y, X)`` integer array
+(0 = unlabelled, 1..K = class). Every edit works on the bounding box of what it touches (see
+:mod:`.drawing`) and returns the box of the pixels it actually changed, so that a view can refresh only
+that region. Edits are grouped into strokes for undo and redo (see :mod:`.history`).
+
+Coordinates are pixel indices as floats: the centre of pixel ``(i, j)`` is ``(i, j)``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from .drawing import Box, flood_region, paint_capsule, segment_pieces, union_boxes
+from .history import Change, HistoryItem, LabelHistory
+from .values import labels_dtype
+
+
+class LabelVolume:
+    """Labels of an image stack, editable with brush, line, fill and region writes, with undo and redo.
+
+    Parameters
+    ----------
+    shape : tuple of int, optional
+        ``(S, Y, X)`` of a new, unlabelled volume (or ``(Y, X)`` for a single image).
+    data : numpy.ndarray, optional
+        Existing labels, ``(S, Y, X)`` or ``(Y, X)``; used as they are (not copied) when their dtype is
+        ``dtype`` and they are C-contiguous.
+    dtype : numpy dtype, optional
+        Integer type of the labels: by default that of ``data`` (uint8 for a new volume). Values that
+        ``dtype`` cannot hold raise ValueError; they are never wrapped.
+    max_undo_bytes : int, default 256 MiB
+        Memory bound of undo and redo together; the oldest items are dropped beyond it.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        ``(S, Y, X)`` labels; 0 = unlabelled. Read it freely; edit it only through the methods here
+        (or call :meth:`clear_history` after editing it directly).
+    version : int
+        Increases on every change, undo and redo included (for autosave).
+    """
+
+    def __init__(self, shape=None, data=None, dtype=None, max_undo_bytes: int = 256 * 2**20) -> None:
+        if (shape is None) == (data is None):
+            raise ValueError("give either shape or data")
+        if dtype is None:
+            dtype = np.uint8 if data is None else np.asarray(data).dtype
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.integer):
+            raise ValueError(f"labels must have an integer dtype, got {dtype}")
+        if data is None:
+            data = np.zeros(shape, dtype=dtype)
+        else:
+            data = np.asarray(data)
+            info = np.iinfo(dtype)
+            if data.size and (data.min() < info.min or data.max() > info.max):
+                raise ValueError(f"label values {data.min()}..{data.max()} do not fit {dtype}")
+            data = np.ascontiguousarray(data, dtype=dtype)
+        if data.ndim == 2:
+            data = data[np.newaxis]
+        if data.ndim != 3:
+            raise ValueError(f"labels must be (S, Y, X) or (Y, X), got shape {data.shape}")
+        self.data: np.ndarray = data
+        self.version = 0
+        self.history = LabelHistory(max_undo_bytes)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(S, Y, X)``."""
+        return self.data.shape  # type: ignore[return-value]
+
+    @property
+    def max_undo_bytes(self) -> int:
+        """Memory bound of undo and redo together."""
+        return self.history.max_bytes
+
+    @max_undo_bytes.setter
+    def max_undo_bytes(self, value: int) -> None:
+        self.history.max_bytes = int(value)
+
+    @property
+    def can_undo(self) -> bool:
+        """True when there is an item to undo (a stroke in progress counts once it changed pixels)."""
+        return self.history.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        """True when there is an undone item to redo."""
+        return self.history.can_redo
+
+    @property
+    def history_bytes(self) -> int:
+        """Bytes held by undo and redo items."""
+        return self.history.nbytes
+
+    def widen(self, max_value: int) -> bool:
+        """Change the dtype to one that holds ``max_value`` (see :func:`labels_dtype`) if needed.
+
+        Values and undo history are kept (numpy assigns narrower stored boxes into the wider array).
+        Returns True when the dtype changed.
+        """
+        dtype = labels_dtype(max(int(max_value), int(np.iinfo(self.data.dtype).max)))
+        if dtype == self.data.dtype or np.iinfo(dtype).max <= np.iinfo(self.data.dtype).max:
+            return False
+        self.data = self.data.astype(dtype)  # an open stroke goes on: its stored boxes are copies
+        return True
+
+    # ------------------------------------------------------------------ strokes
+
+    def begin_stroke(self, slice_index: int) -> None:
+        """Start grouping edits of ``slice_index`` into one undo item (ends an open stroke first)."""
+        self.history.end_stroke()
+        self._check_slice(slice_index)
+        self.history.begin_stroke(slice_index)
+
+    def end_stroke(self) -> None:
+        """Close the open stroke; it becomes one undo item if it changed anything."""
+        self.history.end_stroke()
+
+    # ------------------------------------------------------------------ edits
+
+    def paint_disk(self, slice_index: int, y: float, x: float, radius: float, value: int) -> Box | None:
+        """Paint a disk of ``radius`` pixels centred on ``(y, x)`` with ``value`` (0 erases).
+
+        Returns
+        -------
+        Box or None
+            Tight box of the changed pixels, or None when nothing changed.
+        """
+        return self.paint_line(slice_index, (y, x), (y, x), radius, value)
+
+    def paint_line(self, slice_index: int, start, end, radius: float, value: int) -> Box | None:
+        """Paint the capsule of ``radius`` around the segment ``start`` -> ``end`` (no gaps on fast moves).
+
+        A pixel is painted when its distance to the segment is at most ``max(radius, 0.5)``. Long
+        segments are painted piecewise (the union of the pieces' capsules is the segment's capsule), so
+        the work follows the painted area, not the segment's bounding box.
+
+        Returns
+        -------
+        Box or None
+            Tight box of the changed pixels, or None when nothing changed.
+        """
+        self._check_slice(slice_index)
+        value = self._check_value(value)
+        radius = max(float(radius), 0.5)
+        plane = self.data[slice_index]
+        boxes = []
+        with self._edit(slice_index) as item:
+            for a, b in segment_pieces(start, end, radius):
+                painted = paint_capsule(plane, a, b, radius, value)
+                if painted is not None:
+                    box, old = painted
+                    item.changes.append(Change(slice_index, box, old))
+                    boxes.append(box)
+        return union_boxes(boxes) if boxes else None
+
+    def fill(self, slice_index: int, y: float, x: float, value: int) -> Box | None:
+        """Flood-fill the 4-connected region holding the label found at ``(y, x)`` with ``value``.
+
+        The region is searched in a window around the seed that grows (x16 in area) until the region
+        does not reach the window's inner border, so filling a small cell of a big image stays cheap.
+
+        Returns
+        -------
+        Box or None
+            Tight box of the filled region, or None when the seed is outside the slice or already has
+            ``value``.
+        """
+        self._check_slice(slice_index)
+        value = self._check_value(value)
+        plane = self.data[slice_index]
+        height, width = plane.shape
+        iy, ix = int(round(y)), int(round(x))
+        if not (0 <= iy < height and 0 <= ix < width) or plane[iy, ix] == value:
+            return None
+        box, mask = flood_region(plane, iy, ix)
+        with self._edit(slice_index) as item:
+            region = plane[box[0] : box[1], box[2] : box[3]]
+            item.changes.append(Change(slice_index, box, region.copy()))
+            region[mask] = value
+        return box
+
+    def set_region(self, slice_index: int, box: Box, values) -> Box:
+        """Write ``values`` (an array of the box's shape, or a scalar) into ``box`` of a slice.
+
+        Used by "accept prediction". The box is clipped to the slice; ``values`` must have the shape of
+        the box as given.
+
+        Returns
+        -------
+        Box
+            The (clipped) box written.
+        """
+        self._check_slice(slice_index)
+        by0, by1, bx0, bx1 = (int(v) for v in box)
+        height, width = self.shape[1:]
+        values = np.broadcast_to(np.asarray(values), (max(by1 - by0, 0), max(bx1 - bx0, 0)))
+        if values.size and (values.min() < 0 or values.max() > np.iinfo(self.data.dtype).max):
+            raise ValueError(f"label values must be in 0..{np.iinfo(self.data.dtype).max}")
+        cy0, cy1, cx0, cx1 = max(by0, 0), min(by1, height), max(bx0, 0), min(bx1, width)
+        clipped = (cy0, max(cy1, cy0), cx0, max(cx1, cx0))
+        if cy1 <= cy0 or cx1 <= cx0:
+            return clipped
+        new = values[cy0 - by0 : cy1 - by0, cx0 - bx0 : cx1 - bx0]
+        region = self.data[slice_index, cy0:cy1, cx0:cx1]
+        if np.array_equal(region, new):
+            return clipped
+        with self._edit(slice_index) as item:
+            item.changes.append(Change(slice_index, clipped, region.copy()))
+            region[...] = new
+        return clipped
+
+    # ------------------------------------------------------------------ history
+
+    def undo(self) -> tuple[int, Box] | None:
+        """Undo the last stroke (ends an open stroke first).
+
+        Returns
+        -------
+        (slice_index, Box) or None
+            Slice and box to refresh, or None when there is nothing to undo.
+        """
+        return self._applied(self.history.undo(self.data))
+
+    def redo(self) -> tuple[int, Box] | None:
+        """Redo the last undone stroke; returns ``(slice_index, Box)`` or None like :meth:`undo`."""
+        return self._applied(self.history.redo(self.data))
+
+    def clear_history(self) -> None:
+        """Forget every undo and redo item (for example after replacing :attr:`data`)."""
+        self.history.clear()
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_slice(self, slice_index: int) -> None:
+        if not 0 <= slice_index < self.shape[0]:
+            raise IndexError(f"slice {slice_index} out of range 0..{self.shape[0] - 1}")
+
+    def _check_value(self, value) -> int:
+        value = int(value)
+        if 0 <= value <= 65535:
+            self.widen(value)  # class 256 and beyond: uint16, never a wrapped value
+        info = np.iinfo(self.data.dtype)
+        if not 0 <= value <= info.max:
+            raise ValueError(f"label value {value} outside 0..{info.max} of {self.data.dtype}")
+        return value
+
+    @contextmanager
+    def _edit(self, slice_index: int):
+        """Collect one edit's changes into the history; a change of any pixel is a new version."""
+        with self.history.recording(slice_index) as item:
+            start = len(item.changes)
+            try:
+                yield item
+            finally:
+                if len(item.changes) > start:
+                    self.version += 1
+
+    def _applied(self, item: HistoryItem | None) -> tuple[int, Box] | None:
+        """Slice and box of an undone or redone item (a new version), or None when there was none."""
+        if item is None:
+            return None
+        self.version += 1
+        return item.slice_index, item.box()
