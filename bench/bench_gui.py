@@ -265,7 +265,7 @@ def _scribbled_window(config_dir: Path):
     except ImportError:  # no scribble script: every 16th row of the ground truth
         values = np.zeros(truth.shape, np.uint8)
         values[::16] = np.where(truth[::16] > 127, 2, 1)
-    window.session.set_slice_labels(values)
+    window.session.editing.set_slice_labels(values)
     return window
 
 

@@ -82,9 +82,9 @@ def main() -> int:
     window.show()
     window.open_image(DATA / "isbi2012" / "images" / f"{args.image}.tif")
     session = window.session
-    session.rename_class(0, "cell interior")
-    session.rename_class(1, "membrane")
-    session.set_slice_labels(_scribbles(DATA / "isbi2012" / "labels" / f"{args.image}.tif"))
+    session.class_editing.rename(0, "cell interior")
+    session.class_editing.rename(1, "membrane")
+    session.editing.set_slice_labels(_scribbles(DATA / "isbi2012" / "labels" / f"{args.image}.tif"))
     window.training_panel.set_settings(TrainingRequest("fast", time_limit_s=args.seconds, epochs=200))
     finished = []
     window.training.finished.connect(lambda written: finished.append(written))

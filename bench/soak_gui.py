@@ -60,7 +60,7 @@ class GuiSession:
         session = window.session
         for image_index, slice_index in enumerate(settings.train_slices):
             session.set_current(image_index, 0)
-            session.set_slice_labels(scribbles(slice_index))
+            session.editing.set_slice_labels(scribbles(slice_index))
         self.errors: list[str] = []
         window.training.failed.connect(lambda text, details: self.errors.append(f"training: {text}\n{details}"))
         window.prediction.failed.connect(lambda text, details: self.errors.append(f"prediction: {text}\n{details}"))
@@ -105,9 +105,9 @@ class GuiSession:
         for _ in range(settings.strokes):
             edited += self._stroke(image)
         for _ in range(2):
-            if edited and session.undo():
+            if edited and session.editing.undo():
                 edited.pop()
-        if session.current.labels.can_redo and session.redo():
+        if session.current.labels.can_redo and session.editing.redo():
             edited.append(image)
         self._check_errors("painting")
 
@@ -153,7 +153,7 @@ class GuiSession:
         undone = 0
         for image_index in reversed(edited):
             session.set_current(image_index, 0)
-            undone += session.undo()
+            undone += session.editing.undo()
         if undone != len(edited):
             raise SoakCheckError(f"undid {undone} of {len(edited)} edits")
         _pump(app, 0.1)
@@ -170,14 +170,14 @@ class GuiSession:
         session, app = self.window.session, self.app
         state = session.images[image_index]
         before = state.labels.version
-        session.begin_stroke()
+        session.editing.begin_stroke()
         path = stroke_path(self.rng, state.labels.shape[1:])
         value = int(self.rng.integers(0, 3))
         radius = float(self.rng.uniform(1.5, 6))
         for a, b in zip(path[:-1], path[1:]):
-            session.paint_line(a, b, radius, value)
+            session.editing.paint_line(a, b, radius, value)
             app.processEvents()
-        session.end_stroke()
+        session.editing.end_stroke()
         return [image_index] if state.labels.version != before else []
 
     def close(self) -> None:
