@@ -217,6 +217,21 @@ def test_closing_an_untitled_project_into_a_project_folder_asks_again(window, tm
     assert tifffile.imread(target / "labels" / "000_labels.tif")[10, 30] == 2
 
 
+def test_a_folder_refused_twice_stops_the_questions(window, tmp_path, image):
+    """A folder dialog that keeps returning the same refused folder (seen under Xvfb, where it returned its
+    start folder at once, again and again) ends the questions: no endless message boxes, nothing saved."""
+    other = tmp_path / "someone else's project"
+    proj.create_project(other)
+    window.open_image(image("000.tif"))
+    mouse_stroke(window, [(10, 10), (10, 50)])
+    chosen = []
+    window.choose_folder = lambda title: chosen.append(title) or other
+    assert not window.actions.save_as_dialog()
+    assert len(chosen) == 2 and window.session.is_untitled
+    assert window.last_error[0] == "Cannot save the project there"
+    window.session.discard_untitled()
+
+
 def test_save_as_never_replaces_another_projects_labels(window, tmp_path, image):
     """Issue 13 case 6: a folder with someone's labels/NAME_labels.tif (no project.json) is refused, untouched."""
     victim = tmp_path / "victim"

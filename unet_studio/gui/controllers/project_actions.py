@@ -174,13 +174,17 @@ class ProjectActions(QtCore.QObject):
         """Ask for a folder and save the project there; a refused folder is explained and the question asked
         again. Returns False when the person cancels or writing failed (the project is unchanged)."""
         title = "Save the project in a folder"
+        refused: set[Path] = set()
         while True:
             folder = self.prompts.choose_folder(title)
-            if folder is None:
+            if folder is None or folder in refused:
+                # The same refused folder again means stop asking: under Xvfb the folder dialog was seen
+                # returning its start folder at once, again and again, opening one message box each time.
                 return False
             try:
                 return self.session.save_project_as(folder)  # a failed write is reported by the session
             except UNetStudioError as exc:
+                refused.add(folder)
                 self.prompts.show_error("Cannot save the project there", str(exc))
                 title = "Save the project in another folder"
 
