@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from fs_helpers import training_folders
+from model_helpers import threshold_net
 
 from unet_studio.core.io import write_image
-from unet_studio.core.model import ModelInfo, UNet, save_model
+from unet_studio.core.model import ModelInfo, save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,17 +53,10 @@ def one_error_line(result: subprocess.CompletedProcess, *phrases: str) -> str:
 
 def threshold_model(folder: Path) -> Path:
     """A same-mode U-Net (base 4, depth 3) whose foreground logit is 20 * (x - 0.5) of its normalised input."""
-    net = UNet(in_channels=1, n_classes=2, base_channels=4, depth=3)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.zero_()
-        for conv in (net.down[0][0], net.down[0][3], net.up[-1].conv[0], net.up[-1].conv[3]):
-            conv.weight[0, 0, 1, 1] = 1.0
-        net.head.weight[1, 0] = 20.0
-        net.head.bias[1] = -10.0
+    net = threshold_net()
     info = ModelInfo(net.config, class_values=[0, 255], class_names=["background", "nucleus"],
                      normalization={"method": "percentile", "low": 0.0, "high": 100.0})
-    return save_model(folder, net.eval(), info)
+    return save_model(folder, net, info)
 
 
 @pytest.fixture(scope="module")

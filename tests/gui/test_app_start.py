@@ -51,9 +51,8 @@ def test_cold_start_to_a_visible_window(tmp_path, request, image):
     assert result.returncode == 0, result.stderr
     assert "window visible after" in result.stderr
     print(f"\ncold start of `unet-studio {image}`: {seconds:.2f} s to a visible window and exit")
-    # How fast is measured by `python -m bench --only startup` against its peers; here only a start that
-    # hangs (a blocked GUI thread, an import that waits on something) fails.
-    assert seconds < 60.0
+    # How fast is measured by `python -m bench --only startup` against its peers; a start that hangs fails
+    # through the subprocess's timeout above.
 
 
 def test_warm_up_runs_in_the_background(window, qtbot):

@@ -148,22 +148,15 @@ def test_predict_without_a_model_says_so(window, data_dir):
 def _threshold_model(window) -> None:
     """A tiny U-Net (base 4) built in place: its foreground logit is 20 * (x - 0.5) of the normalised input,
     so it finds the bright nuclei of the bundled sample without training."""
-    import torch
+    from model_helpers import threshold_net
 
-    from unet_studio.core.model import ModelInfo, UNet, save_model
+    from unet_studio.core.model import ModelInfo, save_model
 
-    net = UNet(in_channels=1, n_classes=2, base_channels=4, depth=3)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.zero_()
-        for conv in (net.down[0][0], net.down[0][3], net.up[-1].conv[0], net.up[-1].conv[3]):
-            conv.weight[0, 0, 1, 1] = 1.0
-        net.head.weight[1, 0] = 20.0
-        net.head.bias[1] = -10.0
+    net = threshold_net()
     info = ModelInfo(net.config, [1, 2], [c.name for c in window.session.classes],
                      {"method": "percentile", "low": 1.0, "high": 99.8})
     window.session.ensure_folder()
-    save_model(window.session.project.model_dir, net.eval(), info)
+    save_model(window.session.project.model_dir, net, info)
     window.session.notify_model_changed()
 
 

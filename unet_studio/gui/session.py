@@ -94,11 +94,11 @@ class Session(QtCore.QObject):
 
     @property
     def folder(self) -> Path | None:
-        return self.project.folder
+        return self.files.folder
 
     @property
     def is_untitled(self) -> bool:
-        return proj.is_untitled(self.project.folder)
+        return self.files.is_untitled
 
     @property
     def is_dirty(self) -> bool:

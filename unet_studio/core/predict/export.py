@@ -40,7 +40,7 @@ from .postprocess import (
     probabilities_to_labels,
     table_to_csv,
 )
-from .tiled import Predictor, check_slice_memory, iter_predict_stack, make_normalizer
+from .tiled import Predictor, check_slice_memory, eta_from, iter_predict_stack, make_normalizer, slice_fraction
 
 OUTPUT_SUFFIXES = {
     "labels": "_labels.tif",
@@ -102,14 +102,12 @@ class ExportProgress:
         """Progress over the whole image, in [0, 1]."""
         if self.outputs is not None:
             return 1.0
-        per_slice = self.tiles_done / self.tiles_total if self.tiles_total else 1.0
-        return (self.slice_index + per_slice) / max(1, self.slices_total)
+        return slice_fraction(self.tiles_done, self.tiles_total, self.slice_index, self.slices_total)
 
     @property
     def eta_s(self) -> float | None:
         """Seconds left, from the rate so far (``None`` before the first batch)."""
-        f = self.fraction
-        return self.elapsed_s * (1 - f) / f if f > 0 else None
+        return eta_from(self.elapsed_s, self.fraction)
 
 
 def export_image(model: torch.nn.Module, info: ModelInfo, stack: Any, folder: str | Path, name: str,

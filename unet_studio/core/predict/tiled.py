@@ -83,13 +83,22 @@ class InferProgress:
     @property
     def fraction(self) -> float:
         """Overall progress in [0, 1] over all slices."""
-        per_slice = self.tiles_done / self.tiles_total if self.tiles_total else 1.0
-        return (self.slice_index + per_slice) / max(1, self.slices_total)
+        return slice_fraction(self.tiles_done, self.tiles_total, self.slice_index, self.slices_total)
 
     @property
     def eta_s(self) -> float | None:
-        f = self.fraction
-        return self.elapsed_s * (1 - f) / f if f > 0 else None
+        return eta_from(self.elapsed_s, self.fraction)
+
+
+def slice_fraction(tiles_done: int, tiles_total: int, slice_index: int, slices_total: int) -> float:
+    """Progress in [0, 1] over a stack predicted slice by slice, tile batch by tile batch."""
+    per_slice = tiles_done / tiles_total if tiles_total else 1.0
+    return (slice_index + per_slice) / max(1, slices_total)
+
+
+def eta_from(elapsed_s: float, fraction: float) -> float | None:
+    """Seconds left at the rate so far (``None`` before any progress)."""
+    return elapsed_s * (1 - fraction) / fraction if fraction > 0 else None
 
 
 
@@ -372,7 +381,8 @@ def probabilities_to_uint8(probs: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "AxisPlan", "InferProgress", "Predictor", "TileLayout", "available_memory", "exact_context", "is_out_of_memory",
+    "AxisPlan", "InferProgress", "Predictor", "TileLayout", "available_memory", "eta_from", "exact_context",
+    "is_out_of_memory", "slice_fraction",
     "iter_predict", "iter_predict_stack", "label_dtype", "make_normalizer", "plan_tiles",
     "predict_probabilities", "probabilities_to_labels", "probabilities_to_uint8", "smallest_tile", "tile_bytes",
     "tiff_memmap", "tiles_are_exact",

@@ -214,9 +214,7 @@ class PredictionController(QtCore.QObject):
 
     def shutdown(self, ms: int = 30000) -> None:
         if self.worker is not None:
-            self.worker.stop()
-            self.worker.wait(ms)
-            QtCore.QCoreApplication.sendPostedEvents()
+            self.worker.stop_and_wait(ms)
 
     def _on_item(self, item) -> None:
         if isinstance(item, _Step):

@@ -210,9 +210,7 @@ class TrainingController(QtCore.QObject):
     def shutdown(self, ms: int = 30000) -> None:
         """Stop and wait (on close): the best model is written before the thread ends."""
         if self.worker is not None:
-            self.worker.stop()
-            self.worker.wait(ms)
-            QtCore.QCoreApplication.sendPostedEvents()
+            self.worker.stop_and_wait(ms)
 
     # ------------------------------------------------------------------ talking to the running training
 

@@ -145,6 +145,12 @@ class GeneratorWorker(QtCore.QObject):
             return True
         return self._thread.wait(QtCore.QDeadlineTimer(int(ms)))
 
+    def stop_and_wait(self, ms: int = 30000) -> None:
+        """Stop, wait for the thread to end (on application close), and deliver its last signals."""
+        self.stop()
+        self.wait(ms)
+        QtCore.QCoreApplication.sendPostedEvents()
+
     @QtCore.Slot(object)
     def _on_yielded(self, item: object) -> None:
         self.yielded.emit(item)
