@@ -38,6 +38,7 @@ of ``python -m bench --only generalization --quick`` (60 s, seed 0, fold 0, ISBI
 
     python bench/generalization.py --json generalization.json
     python bench/generalization.py --seconds 60 --seeds 0 --folds 0 --only isbi_dense,dsb   # a quick look
+    python bench/generalization.py --only dsb --instance-mode distance --no-forest   # the 2-class objects
 """
 
 from __future__ import annotations
@@ -109,22 +110,46 @@ class TestSet:
     kind: str  # membrane or nuclei
 
 
-def plan(only, folds) -> list[TestSet]:
-    """The test sets (with their trainings) of the data sets in ``only`` and the dsb ``folds``."""
+def validation_split(train: list[str], test: list[str], dataset: str) -> tuple[list[str], list[str]]:
+    """The inner split of a training split, for choosing recipes: (inner training, validation) stems.
+
+    ISBI dense: train 000-006, validate 007-009; ISBI scribbles: the scribbled even slices train, the odd
+    slices 001-009 (dense truth) validate; dsb fold k: the first 30 of the fold's 40 training images train,
+    the last 10 validate. The test split is never touched.
+    """
+    if dataset == "isbi_scribbles":
+        return list(ISBI_SCRIBBLED), [s for s in train if s not in ISBI_SCRIBBLED]
+    cut = len(train) * 3 // 4 if dataset == "dsb" else 7
+    return train[:cut], train[cut:]
+
+
+def plan(only, folds, split: str = "test") -> list[TestSet]:
+    """The test sets (with their trainings) of the data sets in ``only`` and the dsb ``folds``.
+
+    ``split="validation"``: score on the validation part of each training split instead (see
+    :func:`validation_split`; dsb_large, a test-only set, is left out), for choosing between recipes.
+    """
     isbi_train, isbi_test = isbi_split()
+    val = split == "validation"
     tests = []
     if "isbi_dense" in only:
-        dense = Training("isbi_dense", "isbi2012", tuple(isbi_train), "dense")
-        tests.append(TestSet("isbi_dense", "010-019", "isbi2012", tuple(isbi_test), dense, "membrane"))
+        train, test = validation_split(isbi_train, isbi_test, "isbi_dense") if val else (isbi_train, isbi_test)
+        dense = Training("isbi_dense" + "_val" * val, "isbi2012", tuple(train), "dense")
+        tests.append(TestSet("isbi_dense", f"{test[0]}-{test[-1]}", "isbi2012", tuple(test), dense, "membrane"))
     if "isbi_scribbles" in only:
+        test = validation_split(isbi_train, isbi_test, "isbi_scribbles")[1] if val else isbi_test
         sparse = Training("isbi_scribbles", "isbi2012", ISBI_SCRIBBLED, "scribbles")
-        tests.append(TestSet("isbi_scribbles", "010-019", "isbi2012", tuple(isbi_test), sparse, "membrane"))
+        tests.append(TestSet("isbi_scribbles", f"{test[0]}-{test[-1]}", "isbi2012", tuple(test), sparse,
+                             "membrane"))
     for fold in folds:
         train, test = dsb_split(fold)
-        training = Training(f"dsb_f{fold}", "dsb2018", tuple(train), "instances")
+        if val:
+            train, test = validation_split(train, test, "dsb")
+        training = Training(f"dsb_f{fold}" + "_val" * val, "dsb2018", tuple(train), "instances")
         if "dsb" in only:
-            tests.append(TestSet("dsb", f"fold {fold}", "dsb2018", tuple(test), training, "nuclei"))
-        if "dsb_large" in only and fold == folds[0]:
+            tests.append(TestSet("dsb", f"fold {fold}" + " validation" * val, "dsb2018", tuple(test), training,
+                                 "nuclei"))
+        if "dsb_large" in only and fold == folds[0] and not val:
             tests.append(TestSet("dsb_large", f"all, fold {fold} model", "dsb2018_large",
                                  tuple(names(0, DSB_LARGE_IMAGES)), training, "nuclei"))
     return tests
@@ -220,9 +245,11 @@ def unet_studio(*args: str) -> tuple[float, str]:
     return time.perf_counter() - started, proc.stdout
 
 
-def train_ours(training: Training, work: Path, run_dir: Path, seconds: float, seed: int) -> tuple[Path, float]:
+def train_ours(training: Training, work: Path, run_dir: Path, seconds: float, seed: int,
+               instance_mode: str = "three_class") -> tuple[Path, float]:
     folder = work / "data" / training.key
-    extra = {"dense": (), "scribbles": ("--unlabelled", str(UNLABELLED)), "instances": ("--instances",)}
+    extra = {"dense": (), "scribbles": ("--unlabelled", str(UNLABELLED)),
+             "instances": ("--instances", "--instance-mode", instance_mode)}
     model = run_dir / "model"
     elapsed, _ = unet_studio("train", "--images", str(folder / "images"), "--labels", str(folder / "labels"),
                              "--out", str(model), "--preset", "fast", "--time-limit", f"{seconds:g}",
@@ -268,15 +295,19 @@ def steps_of(model: Path):
     return info.get("steps") or (info.get("extra") or {}).get("steps")
 
 
-def run_ours(tests, data, work, seconds, seed, records, errors) -> None:
-    """Train each training set once, predict its test sets; append one record per test set."""
+def run_ours(tests, data, work, seconds, seed, records, errors, instance_mode: str = "three_class") -> None:
+    """Train each training set once, predict its test sets; append one record per test set.
+
+    ``instance_mode``: how instance labels are trained and split (``train --instance-mode``).
+    """
     for training in trainings_of(tests):
         run_dir = Path(tempfile.mkdtemp(prefix=f"{training.key}-{seconds:g}s-seed{seed}-", dir=work))
         try:
-            model, train_s = train_ours(training, work, run_dir, seconds, seed)
+            model, train_s = train_ours(training, work, run_dir, seconds, seed, instance_mode)
             for i, test in enumerate(t for t in tests if t.training == training):
                 labels, objects, predict_s = predict_ours(test, model, work, run_dir / f"predicted-{i}")
                 records.append({"dataset": test.dataset, "split": test.split, "method": "unet", "seed": seed,
+                                "instance_mode": instance_mode if training.mode == "instances" else None,
                                 "seconds_limit": seconds, **score(test, labels, objects, truths(test, data)),
                                 "train_s": train_s, "predict_s": predict_s, "seconds": train_s + predict_s,
                                 "steps": steps_of(model)})
@@ -338,10 +369,15 @@ def estimate_seconds(n_trainings: int, seconds, seeds) -> float:
     return n_trainings * len(seeds) * (sum(seconds) + OVERHEAD_S * len(seconds) + FOREST_S)
 
 
-def measure(only, folds, seconds, seeds, work: Path | None = None) -> dict:
-    """Run everything; return the report (settings, records, headline keys, errors)."""
+def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode: str = "three_class",
+            forest: bool = True, split: str = "test") -> dict:
+    """Run everything; return the report (settings, records, headline keys, errors).
+
+    ``instance_mode``: ``train --instance-mode`` for the nuclei (three_class or distance); ``forest`` False
+    skips the random forest (to compare two instance modes without measuring the peer twice).
+    """
     data = data_dir()
-    tests = plan(only, folds)
+    tests = plan(only, folds, split)
     missing = sorted({t.folder for t in tests} - {p.name for p in data.glob("*") if (p / "images").is_dir()})
     if missing:
         raise FileNotFoundError(f"data set(s) {', '.join(missing)} not found under {data} (set UNET_STUDIO_DATA)")
@@ -349,17 +385,19 @@ def measure(only, folds, seconds, seeds, work: Path | None = None) -> dict:
     work = Path(work) if keep else Path(tempfile.mkdtemp(prefix="unet-generalization-"))
     work.mkdir(parents=True, exist_ok=True)
     report = {"date": utc_now(), "loadavg_start": loadavg(), "only": list(only), "folds": list(folds),
-              "seconds": list(seconds), "seeds": list(seeds), "records": [], "errors": [],
+              "seconds": list(seconds), "seeds": list(seeds), "instance_mode": instance_mode, "split": split,
+              "records": [], "errors": [],
               "estimate_s": estimate_seconds(len(trainings_of(tests)), seconds, seeds)}
     log(f"generalization: {len(trainings_of(tests))} training set(s) x {len(seeds)} seed(s) x {len(seconds)} "
         f"time limit(s); about {report['estimate_s'] / 60:.0f} min on a 2-core CPU")
     started = time.perf_counter()
     try:
         report["scribble_coverage"] = prepare(tests, data, work)
-        run_forest(tests, data, seeds, report["records"])
+        if forest:
+            run_forest(tests, data, seeds, report["records"])
         for limit in seconds:
             for seed in seeds:
-                run_ours(tests, data, work, limit, seed, report["records"], report["errors"])
+                run_ours(tests, data, work, limit, seed, report["records"], report["errors"], instance_mode)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -391,6 +429,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         default=list(DATASETS), help="data sets: " + ",".join(DATASETS))
     parser.add_argument("--folds", type=numbers(int), default=list(range(DSB_FOLDS)), help="dsb folds (0,1,2)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report to FILE")
+    parser.add_argument("--instance-mode", choices=("three_class", "distance"), default="three_class",
+                        help="how the nuclei's instance labels are trained and split (train --instance-mode): "
+                        "three_class (background / interior / boundary, interior seeds; default) or distance "
+                        "(background/foreground, distance-transform seeds)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="score on the test split (default: for reporting) or on validation images inside "
+                        "each training split (for choosing a recipe; the test split is not read)")
+    parser.add_argument("--no-forest", action="store_true",
+                        help="skip the random forest (e.g. for a second run with the other --instance-mode)")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="keep the models and predictions here (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
@@ -408,12 +455,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        report = measure(args.only, args.folds, args.seconds, args.seeds, args.work)
+        report = measure(args.only, args.folds, args.seconds, args.seeds, args.work, args.instance_mode,
+                         not args.no_forest, args.split)
     except FileNotFoundError as exc:
         print(f"generalization: {exc}", file=sys.stderr)
         return 2
-    print(f"\nGeneralisation, test splits only ({report['date']}; load average {report['loadavg_start']} at the "
-          f"start, {report['loadavg_end']} at the end; {report['duration_s'] / 60:.1f} min)")
+    print(f"\nGeneralisation, {report['split']} splits only ({report['date']}; load average "
+          f"{report['loadavg_start']} at the "
+          f"start, {report['loadavg_end']} at the end; {report['duration_s'] / 60:.1f} min; nuclei trained with "
+          f"--instance-mode {report['instance_mode']})")
     print("\n".join(table(report)))
     if args.json:
         args.json.write_text(json.dumps({**report["headline"], "report": report}, indent=1, default=str))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from unet_studio.core.labels import LabelVolume, labels_dtype
+from unet_studio.core.labels import (LabelMapping, LabelVolume, apply_mapping, distinct_values, label_image_kind,
+                                     labels_dtype, propose_mapping)
 
 
 def disk_reference(shape, y, x, radius):
@@ -243,3 +244,136 @@ def test_data_that_does_not_fit_the_dtype_is_refused_not_wrapped():
     assert labels_dtype(255) == np.uint8 and labels_dtype(256) == np.uint16
     with pytest.raises(ValueError):
         labels_dtype(65536)
+
+
+# ---------------------------------------------------------------------- fill bounded by intensity (issue 17, item 4)
+
+
+def two_blobs(size=120):
+    """A dark image with two bright squares of texture (a nucleus-like speckle) far apart."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(20, 3, (size, size)).astype(np.float32)
+    image[20:50, 20:50] += 150 + rng.normal(0, 8, (30, 30))
+    image[70:100, 70:100] += 150 + rng.normal(0, 8, (30, 30))
+    return image
+
+
+def test_fill_with_intensity_stays_in_the_clicked_blob():
+    image = two_blobs()
+    volume = LabelVolume(shape=(1, 120, 120))
+    box = volume.fill(0, 35, 35, 2, intensity=image, tolerance=40.0)
+    filled = volume.data[0] == 2
+    assert box == (20, 50, 20, 50)  # the first square only, whole (texture holes filled)
+    assert filled[20:50, 20:50].all() and filled.sum() == 900
+    # Without intensity the fill takes every unlabelled pixel (the old behaviour).
+    volume.undo()
+    assert volume.fill(0, 35, 35, 2) == (0, 120, 0, 120)
+
+
+def test_fill_with_intensity_stops_at_labels_of_other_classes():
+    image = two_blobs()
+    volume = LabelVolume(shape=(1, 120, 120))
+    volume.paint_line(0, (20, 35), (49, 35), 0.5, 1)  # a line of class 1 across the first square
+    volume.fill(0, 30, 25, 2, intensity=image, tolerance=40.0)
+    filled = volume.data[0] == 2
+    assert filled[20:50, 20:35].all() and not filled[:, 35:].any()
+    assert (volume.data[0][:, 35][20:50] == 1).all()
+
+
+def test_fill_on_a_label_recolours_that_label_only():
+    image = two_blobs()
+    volume = LabelVolume(shape=(1, 120, 120))
+    volume.data[0, 10:60, 10:60] = 1
+    volume.fill(0, 35, 35, 3)  # no intensity: the connected label, bright and dark parts alike
+    assert (volume.data[0, 10:60, 10:60] == 3).all() and (volume.data[0] == 3).sum() == 2500
+
+
+@pytest.mark.parametrize("tolerance, low, high", [([40.0, 40.0], 850, 900), ([40.0, 1.0], 1, 60)])
+def test_fill_tolerance_is_per_channel(tolerance, low, high):
+    image = two_blobs()
+    noise = np.random.default_rng(1).normal(0, 20, image.shape).astype(np.float32)
+    channels = np.stack([image, noise])
+    volume = LabelVolume(shape=(1, 120, 120))
+    volume.fill(0, 35, 35, 1, intensity=channels, tolerance=tolerance)
+    assert low <= (volume.data[0] == 1).sum() <= high  # a tight second channel stops the fill
+
+
+def test_fill_region_does_not_change_labels_and_nan_seed_is_safe():
+    image = two_blobs()
+    volume = LabelVolume(shape=(1, 120, 120))
+    box, mask = volume.fill_region(0, 35, 35, 1, image, 40.0)
+    assert volume.data.max() == 0 and volume.version == 0 and mask.sum() == 900
+    image[80, 80] = np.nan
+    box, mask = volume.fill_region(0, 80, 80, 1, image, 40.0)
+    assert mask.sum() >= 1 and mask.sum() < 120 * 120 / 2
+
+
+def test_intensity_fill_grows_its_window_on_a_big_image():
+    image = np.zeros((1500, 1300), np.float32)
+    image[:, 700:] = 100.0  # a bright half
+    volume = LabelVolume(shape=(1, 1500, 1300))
+    box = volume.fill(0, 750, 10, 3, intensity=image, tolerance=10.0)
+    assert box == (0, 1500, 0, 700)
+    assert (volume.data[0, :, :700] == 3).all() and not (volume.data[0, :, 700:] == 3).any()
+
+
+# ---------------------------------------------------------------------- import: file values -> classes (item 3)
+
+
+@pytest.mark.parametrize("found, n_classes, kind, values, others", [
+    ([0, 255], 2, "mask", {0: 1, 255: 2}, 0),                      # Fiji binary mask
+    ([0, 1, 2], 2, "classes", {0: 0, 1: 1, 2: 2}, 0),              # the project's own convention
+    ([0, 1], 3, "classes", {0: 0, 1: 1}, 0),
+    ([0, 85, 170, 255], 4, "levels", {0: 1, 85: 2, 170: 3, 255: 4}, 0),
+    ([10, 20], 3, "levels", {0: 1, 10: 1, 20: 2}, 0),              # no 0: the first classes in order
+    (list(range(300)), 2, "instances", {0: 1}, 2),                 # objects: all non-zero -> foreground
+    ([0, 3, 9, 12], 2, "instances", {0: 1, 3: 2, 9: 2, 12: 2}, 2),
+    ([0, 255], 1, "mask", {0: 1, 255: 1}, 0),
+])
+def test_propose_mapping(found, n_classes, kind, values, others):
+    found = np.array(found)
+    assert label_image_kind(found, n_classes) == kind
+    assert propose_mapping(found, n_classes) == LabelMapping(values, others)
+
+
+def test_propose_mapping_zero_unlabelled_keeps_the_other_values():
+    proposal = propose_mapping(np.array([0, 255]), 2, zero_is_background=False)
+    assert proposal == LabelMapping({0: 0, 255: 2}, 0)
+    assert propose_mapping(np.array([0, 1, 2]), 2, zero_is_background=True).values[0] == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, bool])
+def test_apply_mapping_matches_a_per_value_reference(dtype):
+    rng = np.random.default_rng(3)
+    top = {np.uint8: 255, np.uint16: 65535, np.int32: 2**31 - 1, np.int64: 2**40, bool: 1}[dtype]
+    pool = np.unique(np.array([0, 1, 7, top // 2, top], dtype=np.int64)).astype(dtype)
+    data = rng.choice(pool, size=(3, 17, 19))
+    mapping = LabelMapping({int(pool[0]): 1, int(pool[-1]): 2}, others=0)
+    out = apply_mapping(data, mapping)
+    expected = np.vectorize(lambda v: mapping.values.get(int(v), mapping.others))(data)
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.uint8 and out.shape == data.shape
+    assert list(distinct_values(data)) == sorted(set(int(v) for v in data.ravel()))
+
+
+def test_apply_mapping_others_and_wide_classes():
+    data = np.array([[0, 5], [70000, 9]], np.int32)
+    np.testing.assert_array_equal(apply_mapping(data, LabelMapping({0: 0}, others=2)), [[0, 2], [2, 2]])
+    wide = apply_mapping(data, LabelMapping({5: 300}))
+    assert wide.dtype == np.uint16 and wide[0, 1] == 300 and wide.sum() == 300
+
+
+def test_set_slices_is_one_undo_item_over_every_slice():
+    volume = LabelVolume(shape=(3, 8, 8))
+    volume.paint_disk(1, 4, 4, 2, 1)
+    before = volume.data.copy()
+    planes = {0: np.full((8, 8), 2, np.uint8), 1: before[1].copy(), 2: np.ones((8, 8), np.uint8)}
+    changed = volume.set_slices(planes)
+    assert sorted(changed) == [0, 2]  # slice 1 was already so
+    assert (volume.data[0] == 2).all() and (volume.data[2] == 1).all()
+    assert volume.undo() == (0, (0, 8, 0, 8))
+    np.testing.assert_array_equal(volume.data, before)
+    assert volume.undo() is not None and volume.data.max() == 0  # the disk painted before: its own item
+    volume.redo()
+    volume.redo()
+    assert (volume.data[2] == 1).all()

@@ -231,3 +231,41 @@ def test_any_project_json_opens_or_raises_a_project_error(tmp_path, images, clas
         for entry in project.images:
             assert project.labels_path(entry.name).parent == folder / "labels"
         json.dumps(project.to_dict())  # what is read can be written back
+
+
+# ---------------------------------------------------------------------- pixel size per image
+
+
+def test_pixel_size_round_trips_and_older_files_have_none(tmp_path):
+    project = proj.Project(folder=tmp_path / "p")
+    calibrated = project.add_image(tmp_path / "a.tif")
+    plain = project.add_image(tmp_path / "b.tif")
+    calibrated.pixel_size, calibrated.unit = (0.5, 0.25), "µm"
+    proj.save_project(project)
+    data = json.loads((tmp_path / "p" / "project.json").read_text(encoding="utf-8"))
+    assert data["images"][0]["pixel_size"] == [0.5, 0.25] and data["images"][0]["unit"] == "µm"
+    assert "pixel_size" not in data["images"][1]  # an older version reads the file as before
+    loaded = proj.load_project(tmp_path / "p")
+    assert (loaded.images[0].pixel_size, loaded.images[0].unit) == ((0.5, 0.25), "µm")
+    assert (loaded.images[1].pixel_size, loaded.images[1].unit) == (None, "")
+    assert not loaded.notices
+
+
+@pytest.mark.parametrize("size, unit", [(-1, "µm"), (0, "µm"), ("big", "µm"), ([1, 2, 3], "µm"), (1e400, "µm"),
+                                        (True, "µm"), (0.5, "furlong"), (0.5, None), ({"x": 1}, "µm")])
+def test_a_bad_pixel_size_is_dropped_with_a_notice(tmp_path, size, unit):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    entry = {"name": "a", "path": str(tmp_path / "a.tif"), "pixel_size": size, "unit": unit}
+    (folder / "project.json").write_text(json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                                                     "images": [entry]}), encoding="utf-8")
+    project = proj.load_project(folder)
+    assert project.images[0].pixel_size is None and project.images[0].unit == ""
+    assert any("pixel_size" in notice for notice in project.notices)
+
+
+@pytest.mark.parametrize("size, unit, expected", [(0.65, "um", ((0.65, 0.65), "µm")),
+                                                  ([0.5, 0.25], "micron", ((0.5, 0.25), "µm")),
+                                                  (2, "nm", ((2.0, 2.0), "nm"))])
+def test_clean_pixel_size_accepts_one_number_or_y_x_and_spellings_of_micron(size, unit, expected):
+    assert proj.clean_pixel_size(size, unit) == expected

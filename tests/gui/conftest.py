@@ -31,7 +31,8 @@ def user_dirs(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def window(qtbot):
-    """The real main window, shown; questions are answered by ``window.answers`` (recorded in ``asked``)."""
+    """The real main window, shown; questions (``ask``, ``choose``) are answered by ``window.answers`` (recorded in
+    ``asked``), else by their default."""
     from unet_studio.gui.main_window import MainWindow
 
     win = MainWindow()
@@ -48,7 +49,9 @@ def window(qtbot):
         return default
 
     win.ask = ask
+    win.choose = lambda title, text, options, default: win.asked.append(title) or win.answers.get(title, default)
     win.choose_folder = lambda title: None
+    win.choose_files = lambda title: []
     win.training.config_hook = tiny_configs
     qtbot.addWidget(win)
     win.resize(1200, 800)

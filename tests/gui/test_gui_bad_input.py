@@ -193,9 +193,7 @@ BAD_LABELS = {
     "labels of another size": (_label_file(np.ones((64, 64), np.uint8)),
                                r"the label image is 64 x 64 pixels but the image 'cells' is 256 x 256",
                                r"choose the label image made for this image"),
-    "values that are not classes": (_label_file(np.full((SIZE, SIZE), 7, np.uint8)),
-                                    r"holds the label value 7 but the project has 2 classes",
-                                    r"add classes in the Classes panel until there are 7"),
+    # Values that are not classes are no bad input any more: they are mapped (tests/gui/test_label_import.py).
     "corrupt label file": (lambda path: (path.write_bytes(b"II*\x00" + bytes(range(250)) * 3), path)[1],
                            r"damaged", r"copy or export the file again"),
     "colour label image": (_label_file(np.zeros((SIZE, SIZE, 3), np.uint8), photometric="rgb"), r"RGB",

@@ -56,6 +56,7 @@ def test_eraser_fill_and_picker_from_keyboard(window, qtbot, sample_512):
     mouse_stroke(window, [(300, 300), (300, 340), (340, 340), (340, 300), (300, 300)])
     QTest.keyClick(window, QtCore.Qt.Key.Key_F)
     QTest.keyClick(window, QtCore.Qt.Key.Key_1)
+    window.tools.set_fill_tolerance(100)  # intensity ignored: the fill stops at the painted outline only
     mouse_stroke(window, [(320, 320)])
     labels = labels_of(window)
     assert (labels[302:339, 302:339] == 1).all() and labels[300, 320] == 2 and labels[360, 360] == 0

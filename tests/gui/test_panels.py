@@ -129,8 +129,9 @@ def test_show_progress_done(training_panel):
     assert panel.progress_bar.text() == "step 3/? · ETA -:--"
     assert panel.device_label.text() == "Device: CPU (1 thread)"
     panel.show_progress(progress(60, done=True, stop_reason="stopped by user", model_dir="/tmp/m"))
-    assert "stopped by user" in panel.status_label.text()
-    assert panel.progress_bar.text() == "step 60/100 · ETA -:--"
+    assert "stopped by user" in panel.status_label.text() and "model saved to /tmp/m" in panel.status_label.text()
+    assert panel.progress_bar.text() == "done · step 60/100"  # no ETA is left once a run is done (issue 17)
+    assert panel.progress_bar.value() == panel.progress_bar.maximum()
 
 
 def test_show_progress_tells_about_a_smaller_batch(training_panel):

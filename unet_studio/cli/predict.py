@@ -6,7 +6,9 @@ For each input ``NAME.ext`` it writes into ``--out``:
   ((Y, X), or (S, Y, X) for a stack);
 - with ``--probabilities``: ``NAME_probabilities.tif``, float32 softmax, (K, Y, X) or (S, K, Y, X);
 - with ``--instances``: ``NAME_instances.tif``, one number per object (touching objects split by a
-  watershed unless ``--no-split``), per slice;
+  watershed unless ``--no-split``: seeded by the object interiors for a model trained with
+  ``train --instances``, by the maxima of the foreground's distance transform otherwise; ``--instance-mode``
+  chooses), per slice;
 - with ``--measure``: ``NAME_measurements.csv``, one row per object (with a ``slice`` column for stacks and
   physical units when the image is calibrated).
 
@@ -35,12 +37,14 @@ from ..core.errors import ConfigError, ImageReadError, UNetStudioError
 from ..core.io import SUPPORTED_SUFFIXES, check_writable, list_images, read_image
 from ..core.model import load_model
 from ..core.predict import (
+    INSTANCE_MODES,
     OUTPUT_SUFFIXES,
     ExportConfig,
     InstanceConfig,
     export_image,
     foreground_classes,
     output_paths,
+    resolve_instance_mode,
     smallest_tile,
 )
 from ..core.progress import format_duration
@@ -75,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "but the background: the class named 'background', else value 0, else the first)")
     parser.add_argument("--min-size", type=int, default=10, metavar="PX", help="drop objects smaller than PX pixels (default 10)")
     parser.add_argument("--no-split", action="store_true", help="objects are connected components (no watershed splitting)")
+    parser.add_argument("--instance-mode", choices=("auto",) + tuple(INSTANCE_MODES), default="auto", metavar="MODE",
+                        help="how touching objects are split: auto (default: as the model was trained), three_class "
+                        "(seeds from the interior class of a model trained with 'train --instances'), or distance "
+                        "(seeds from the maxima of the foreground's distance transform)")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -178,10 +186,15 @@ class _Predictor:
             foreground_classes(self.info.class_values, self.info.class_names, foreground)
         except ConfigError as exc:
             raise ConfigError(f"--foreground: {exc}") from None
+        try:
+            resolve_instance_mode(args.instance_mode, self.info.class_names, self.info.extra)
+        except ConfigError as exc:
+            raise ConfigError(f"--instance-mode: {exc}") from None
         self.export = ExportConfig(
             labels=True, probabilities=args.probabilities, instances=args.instances, measurements=args.measure,
             foreground=foreground,
-            instance=InstanceConfig(method="components" if args.no_split else "watershed", min_size=args.min_size))
+            instance=InstanceConfig(method="components" if args.no_split else "watershed", min_size=args.min_size),
+            instance_mode=args.instance_mode)
         self.out = Path(args.out)
         self.warnings: list[str] = []  # about the last image: NaN pixels, a constant image
 

@@ -3,7 +3,10 @@
 Labels are paired with images by file name. Dense labels by default (every value is a class, e.g. 0/255
 masks; predictions are written back in the same values); ``--unlabelled 0`` for sparse labels (0 =
 not annotated, ignored by the loss); ``--instances`` for instance label images (0 background, 1..N
-objects), trained as background/foreground with the paper's border weights between touching objects.
+objects), trained as background / object interior / object boundary (``--instance-mode three_class``, the
+default: ``predict --instances`` then separates touching objects by their interiors) or as
+background/foreground (``--instance-mode distance``: objects split at the maxima of the distance transform),
+with the paper's border weights between touching objects.
 
 Ctrl-C (or SIGTERM, SIGHUP) stops training; the best model so far is in ``--out`` and the command exits with
 status 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
@@ -22,6 +25,7 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from ..core.predict import INSTANCE_MODES  # noqa: E402
 from ..core.presets import PRESETS  # noqa: E402
 from ..core.progress import format_duration  # noqa: E402
 from .progress import ProgressBar  # noqa: E402
@@ -43,7 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "Default: dense labels, every value is a class")
     parser.add_argument("--instances", action="store_true",
                         help="the labels are instance images (0 background, 1..N objects): train "
-                        "background/foreground with border weights between touching objects")
+                        "background / object interior / object boundary, with border weights between touching "
+                        "objects")
+    parser.add_argument("--instance-mode", choices=INSTANCE_MODES, metavar="MODE",
+                        help="with --instances: three_class (default; touching objects are separated by their "
+                        "interiors, rods and filaments stay whole) or distance (background/foreground, objects "
+                        "split at the maxima of the distance transform, as before)")
     parser.add_argument("--val-fraction", type=float, metavar="F",
                         help="fraction of the annotated images (or tiles) held out for validation (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
@@ -72,6 +81,8 @@ def check_args(args: argparse.Namespace) -> None:
     check_int("--unlabelled", args.unlabelled, 0, 2**32 - 1)
     if args.instances and args.unlabelled is not None:
         raise ConfigError("--instances and --unlabelled cannot be combined")
+    if args.instance_mode is not None and not args.instances:
+        raise ConfigError("--instance-mode is for instance label images: add --instances")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
@@ -89,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.train import load_folder, train
 
     check_args(args)
-    dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances)
+    dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances,
+                                                     _instance_mode(args))
     model_config, train_config = _configs(args, dataset)
     if args.resume:
         _check_resume(args, dataset, class_values)
@@ -128,7 +140,13 @@ def _configs(args: argparse.Namespace, dataset):
         changes["val_fraction"] = args.val_fraction
     if args.instances:
         changes["use_border_weights"] = True
+        changes["instance_output"] = "three_class" if _instance_mode(args) == "three_class" else ""
     return model_config, train_config.replace(**changes)
+
+
+def _instance_mode(args: argparse.Namespace) -> str:
+    """The --instance-mode of the run (three_class when not given)."""
+    return args.instance_mode or "three_class"
 
 
 def _check_resume(args: argparse.Namespace, dataset, class_values: list) -> None:
@@ -138,8 +156,9 @@ def _check_resume(args: argparse.Namespace, dataset, class_values: list) -> None
 
     _, info = load_model(args.resume)  # a damaged or foreign model folder is reported before any work
     if list(info.class_values) != class_values:
+        hint = (" (or give the --instance-mode it was trained with)" if args.instances else "")
         raise DataError(f"the model in {args.resume} predicts the values {info.class_values} but the labels "
-                        f"hold {class_values}; train a new model instead of --resume")
+                        f"hold {class_values}; train a new model instead of --resume{hint}")
     if info.model_config.in_channels != dataset.in_channels:
         raise DataError(f"the model in {args.resume} takes images with {info.model_config.in_channels} "
                         f"channel(s) but the images in {args.images} have {dataset.in_channels}; train a new "
@@ -151,8 +170,11 @@ def _follow(run_iter, bar: ProgressBar):
     best_text, last = "", None
     for progress in run_iter:
         last = progress
-        if progress.val is not None and progress.best_score is not None:
-            best_text = f"val F1 {progress.val['mean_f1']:.3f} (best {progress.best_score:.3f})"
+        if progress.val is not None and progress.val.get("enough") is False:
+            best_text = "not enough held-out labels to validate"  # no score: the latest model is kept
+        elif progress.val is not None and progress.best_score is not None and progress.val.get("mean_f1") is not None:
+            best_text = (f"val F1 {progress.val['mean_f1']:.3f} on {progress.val.get('pixels', 0):,} px "
+                         f"(best {progress.best_score:.3f})")
         if progress.done:
             break
         bar.update(progress.step, progress.total_steps, _status(progress, best_text), force=progress.val is not None)

@@ -170,6 +170,9 @@ class TrainConfig(ConfigDict):
     border_weight_w0: float = 10.0
     border_weight_sigma: float = 5.0
     use_border_weights: bool = False
+    # "three_class": the labels are background / interior / boundary made from instance images, and the
+    # model folder says so (core.predict.instances); "" otherwise.
+    instance_output: str = ""
     labelled_bias: float = 0.9
     augment: bool = True
     intensity_augment: bool = True  # brightness, contrast, gamma, noise (geometric ones follow `augment`)
@@ -187,8 +190,10 @@ class TrainConfig(ConfigDict):
     calibration_min_pixels: int = 500_000
     # validation labels covering at least this share of their pixels count as full masks;
     dense_fraction: float = 0.9
-    # on sparse validation labels and in a run's upright part, scores this close to the best are ties.
+    # on sparse validation labels and in a run's upright part, scores this close to the best are ties;
     score_tie: float = 0.005
+    # fewer held-out labelled pixels than this in some class: no validation score (see core/train/validation.py).
+    min_val_pixels_per_class: int = 100
 
     def __post_init__(self) -> None:
         for name in ("time_limit_s", "learning_rate", "weight_decay", "class_balance_power", "border_weight_w0",
@@ -207,12 +212,16 @@ class TrainConfig(ConfigDict):
             raise ConfigError(f"orientation_until must be in [0, 1], got {self.orientation_until}")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.min_val_pixels_per_class < 1:
+            raise ConfigError(f"min_val_pixels_per_class must be at least 1, got {self.min_val_pixels_per_class}")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.eval_every < 1 or self.patience < 1:
             raise ConfigError("epochs, steps_per_epoch, eval_every and patience must be at least 1")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
         if self.loss not in ("ce", "dice_ce"):
             raise ConfigError(f"loss must be 'ce' or 'dice_ce', got {self.loss!r}")
+        if self.instance_output not in ("", "three_class"):
+            raise ConfigError(f"instance_output must be '' or 'three_class', got {self.instance_output!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
 

@@ -13,14 +13,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .composite import CHANNEL_COLORS, Levels, channel_colors, composite_rgb, is_rgb, percentile_levels
+from .scale_bar import ScaleBar
 from .view_state import COMPOSITE
 
-TILE = 256
+__all__ = ["CHANNEL_COLORS", "COMPOSITE", "ImageCanvas", "TILE", "label_lut", "percentile_levels", "probability_lut"]
 
-#: Colours of the channels of a composite view (a 3- or 4-channel uint8 image is shown as RGB).
-CHANNEL_COLORS = np.array(
-    [[0, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32
-)
+TILE = 256
 
 
 def label_lut(colors: list[tuple[int, int, int]], alpha: int = 255) -> np.ndarray:
@@ -40,32 +39,6 @@ def probability_lut(rgb: tuple[int, int, int], threshold: float = 0.0) -> np.nda
     lut[:, 3] = np.rint(np.sqrt(ramp) * 255).astype(np.uint8)  # sqrt: faint evidence stays visible
     lut[: int(np.ceil(threshold * 255)), 3] = 0
     return lut
-
-
-def percentile_levels(plane: np.ndarray, low: float, high: float) -> tuple[float, float]:
-    """Display levels from percentiles of ``plane`` (on a subsample: fast on big images; NaN ignored)."""
-    step = max(1, int(np.sqrt(plane.size / 262144)))
-    sample = np.asarray(plane[::step, ::step], dtype=np.float32)
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(sample, [low, high])
-    if hi <= lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
-
-
-def composite_rgb(raw: np.ndarray, low: float, high: float) -> np.ndarray:
-    """A (Y, X, 3) uint8 composite of a (C, Y, X) slice: RGB(A) uint8 as it is, else one colour per channel."""
-    channels = raw.shape[0]
-    if channels in (3, 4) and raw.dtype == np.uint8:
-        return np.ascontiguousarray(np.moveaxis(raw[:3], 0, -1))
-    out = np.zeros(raw.shape[1:] + (3,), dtype=np.float32)
-    for c in range(channels):
-        lo, hi = percentile_levels(raw[c], low, high)
-        plane = np.clip((raw[c].astype(np.float32) - lo) / (hi - lo), 0, 1)
-        out += plane[..., None] * CHANNEL_COLORS[c % len(CHANNEL_COLORS)]
-    return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
 class ImageCanvas(QtWidgets.QWidget):
@@ -92,6 +65,7 @@ class ImageCanvas(QtWidgets.QWidget):
         self.brush_outline.setZValue(10)
         self.brush_outline.setVisible(False)
         self.viewbox.addItem(self.brush_outline, ignoreBounds=True)
+        self.scale_bar = ScaleBar(self.viewbox)
 
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -118,8 +92,12 @@ class ImageCanvas(QtWidgets.QWidget):
         self._raw: np.ndarray | None = None
         self.channel = 0
         self.percentiles = (1.0, 99.8)
-        self.levels: tuple[float, float] = (0.0, 1.0)
+        self.levels: tuple[float, float] = (0.0, 1.0)   # of the channel shown; (0, 255) for a composite
+        self.manual_levels: tuple[Levels | None, ...] = ()  # per channel; None: from the percentiles
+        self.channel_levels: list[Levels] = []              # what each channel is shown with now
+        self._auto_levels: dict[tuple, Levels] = {}         # percentiles of the shown slice, per channel
         self._brush_radius: float | None = None
+        self._outline_centre: tuple[float, float] | None = None  # pixel under the cursor, last seen
         self._label_opacity = 0.6
         self._labels_visible = True
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -158,11 +136,14 @@ class ImageCanvas(QtWidgets.QWidget):
         self._place_outline(y, x)
 
     def set_brush_outline(self, radius: float | None) -> None:
-        """Show a circle of ``radius`` pixels under the cursor (None hides it)."""
+        """Show a circle of ``radius`` pixels under the cursor (None hides it); a new size shows at once."""
         self._brush_radius = radius
         self.brush_outline.setVisible(radius is not None)
+        if self._outline_centre is not None:
+            self._place_outline(*self._outline_centre)
 
     def _place_outline(self, y: float, x: float) -> None:
+        self._outline_centre = (y, x)
         if self._brush_radius is None:
             return
         r = max(self._brush_radius, 0.5)
@@ -194,6 +175,7 @@ class ImageCanvas(QtWidgets.QWidget):
     def set_raw(self, raw: np.ndarray | None, reset_view: bool = False) -> None:
         """Show a (C, Y, X) slice with the current channel choice and percentile contrast."""
         self._raw = raw
+        self._auto_levels.clear()
         if raw is None:
             self.raw_item.clear()
             self.shape = None
@@ -218,14 +200,28 @@ class ImageCanvas(QtWidgets.QWidget):
         self.percentiles = (float(low), float(max(high, low + 0.01)))
         self._render_raw()
 
+    def set_levels(self, levels: tuple[Levels | None, ...]) -> None:
+        """Per-channel display levels set by the person (None where automatic, from the percentiles)."""
+        self.manual_levels = tuple(levels)
+        self._render_raw()
+
+    def _levels_of(self, raw: np.ndarray, c: int) -> Levels:
+        if c < len(self.manual_levels) and self.manual_levels[c] is not None:
+            return self.manual_levels[c]
+        key = (c, self.percentiles)
+        if key not in self._auto_levels:  # computed once per slice, not on each change of another channel
+            rgb = is_rgb(raw.shape[0], raw.dtype)  # a photograph shows as it is
+            self._auto_levels[key] = (0.0, 255.0) if rgb else percentile_levels(raw[c], *self.percentiles)
+        return self._auto_levels[key]
+
     def _render_raw(self) -> None:
         raw = self._raw
         if raw is None:
             return
-        low, high = self.percentiles
         channel = self.channel if self.channel < raw.shape[0] else 0
+        self.channel_levels = [self._levels_of(raw, c) for c in range(raw.shape[0])]
         if channel == COMPOSITE and raw.shape[0] > 1:
-            rgb = composite_rgb(raw, low, high)
+            rgb = composite_rgb(raw, self.channel_levels, channel_colors(raw.shape[0], raw.dtype))
             self.levels = (0.0, 255.0)
             self.raw_item.setImage(rgb, levels=(0, 255), autoLevels=False)
             return
@@ -233,7 +229,7 @@ class ImageCanvas(QtWidgets.QWidget):
         if plane.dtype not in (np.uint8, np.uint16, np.float32):
             plane = plane.astype(np.float32)
         plane = np.ascontiguousarray(plane)
-        self.levels = percentile_levels(plane, low, high)
+        self.levels = self.channel_levels[max(channel, 0)]
         self.raw_item.setImage(plane, levels=self.levels, autoLevels=False)
 
     # ------------------------------------------------------------------ labels

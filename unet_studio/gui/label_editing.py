@@ -8,13 +8,12 @@ for an autosave.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..core.errors import UNetStudioError
-from ..core.labels import Box, LabelVolume, fit_label_image
+from ..core.labels import Box, LabelMapping, LabelVolume, apply_mapping
 from ..core.predict import probabilities_to_labels
 
 if TYPE_CHECKING:
@@ -65,22 +64,35 @@ class LabelEditing:
             session.saving.schedule()  # a long drag is autosaved too, not only once released
         return box
 
-    def fill(self, y: float, x: float, value: int) -> Box | None:
-        """Flood-fill the connected region under (y, x) with ``value``; returns the changed box."""
+    def fill_region(self, y: float, x: float, value: int, intensity: np.ndarray | None = None,
+                    tolerance=None) -> tuple[Box, np.ndarray] | None:
+        """The region a fill at (y, x) would change (see :meth:`LabelVolume.fill_region`), unchanged yet."""
         state = self.session.current
         if state is None:
             return None
-        box = state.labels.fill(self.session.current_slice, y, x, value)
+        return state.labels.fill_region(self.session.current_slice, y, x, value, intensity, tolerance)
+
+    def fill_mask(self, box: Box, mask: np.ndarray, value: int) -> Box | None:
+        """Fill a region found by :meth:`fill_region` with ``value``, as one undo step; returns its box."""
+        state = self.session.current
+        if state is None:
+            return None
+        self.end_stroke()
+        box = state.labels.fill_mask(self.session.current_slice, box, mask, value)
         self._after_edit(box)
         self.session.saving.schedule()
         return box
 
-    def set_slice_labels(self, values: np.ndarray) -> Box | None:
-        """Replace the current slice's labels by ``values`` as one undoable stroke."""
+    def set_slice_labels(self, values: np.ndarray, accepted: bool = False) -> Box | None:
+        """Replace the current slice's labels by ``values`` as one undoable stroke.
+
+        With ``accepted`` the values are an accepted prediction: the pixels they change are flagged as
+        such (:attr:`~unet_studio.core.labels.LabelVolume.accepted`) and never validated on.
+        """
         state = self.session.current
         if state is None:
             return None
-        box = _replace_slice(state.labels, self.session.current_slice, values)
+        box = _replace_slice(state.labels, self.session.current_slice, values, accepted)
         self._after_edit(box)
         self.session.saving.schedule()
         return box
@@ -138,41 +150,38 @@ class LabelEditing:
                                        thresholds if len(thresholds) == len(probs) else ())
 
     def accept_prediction(self, thresholds=()) -> Box | None:
-        """Copy the current slice's prediction into its labels, as one undoable stroke."""
+        """Copy the current slice's prediction into its labels, as one undoable stroke.
+
+        The pixels it changes are flagged as accepted predictions until a person paints over them.
+        """
         values = self.prediction_labels(thresholds)
         if values is None:
             return None
-        return self.set_slice_labels(values)
+        return self.set_slice_labels(values, accepted=True)
 
-    def import_labels(self, path: str | Path) -> int:
-        """Put a label image (0 = unlabelled, k = class k of the project) into the current image, undoably.
+    def import_planes(self, planes: dict[int, np.ndarray], mapping: LabelMapping) -> int:
+        """Write imported label values (``{slice: (Y, X) file values}``) mapped to classes, as one undo step.
 
-        A (Y, X) label image replaces the labels of the current slice, an (S, Y, X) one those of every slice
-        (one undo step per slice); returns the number of slices changed. A file that cannot be read, has
-        another size or holds values that are not classes of the project raises ImageReadError and changes
-        nothing.
+        File values become classes through ``mapping`` (see :func:`~unet_studio.core.labels.apply_mapping`);
+        the labels are autosaved like a stroke. Returns the number of slices that changed.
         """
-        from ..core.io import read_labels
-
         session = self.session
         state = session.current
         if state is None:
             raise UNetStudioError("open an image first, then import its labels")
-        planes = fit_label_image(read_labels(Path(path)), state.labels.shape, session.current_slice,
-                                 len(session.classes), str(path), state.name)
         self.end_stroke()
-        for slice_index, values in planes.items():
-            box = _replace_slice(state.labels, slice_index, values)
+        changed = state.labels.set_slices({k: apply_mapping(v, mapping) for k, v in planes.items()})
+        for slice_index, box in changed.items():
             session.labels_changed.emit(session.current_index, slice_index, box)
         session.saving.update_dirty()
         session.saving.schedule()
-        return len(planes)
+        return len(changed)
 
 
-def _replace_slice(labels: LabelVolume, slice_index: int, values: np.ndarray) -> Box | None:
+def _replace_slice(labels: LabelVolume, slice_index: int, values: np.ndarray, accepted: bool = False) -> Box | None:
     """Write ``values`` over a whole slice as one stroke (one undo step)."""
     height, width = values.shape
     labels.begin_stroke(slice_index)
-    box = labels.set_region(slice_index, (0, height, 0, width), values)
+    box = labels.set_region(slice_index, (0, height, 0, width), values, accepted)
     labels.end_stroke()
     return box

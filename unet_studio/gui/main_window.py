@@ -17,10 +17,12 @@ from .controllers.warmup import WarmUp
 from .panels.classes_panel import ClassesPanel
 from .panels.display_panel import DisplayPanel
 from .panels.docks import add_docks
+from .panels.getting_started import FirstRunHint, GettingStartedDialog
 from .panels.images_panel import ImagesPanel
 from .panels.overlay_panel import OverlayPanel
 from .panels.tool_bar import PaintToolBar
 from .panels.training_panel import TrainingPanel
+from .prompts import ask_choice, ask_image_files
 from .session import Session
 from .tools import PaintTools
 from .view_binder import ViewBinder
@@ -28,9 +30,12 @@ from .view_state import DEFAULT_CONTRAST, ViewState
 
 log = logging.getLogger(__name__)
 Button = QtWidgets.QMessageBox.StandardButton
-SHORTCUTS = ("Left drag: paint with the tool · middle drag, or Space/Ctrl + left drag: pan · wheel: zoom\n"
-             "B brush · E eraser · F fill · L pick class · [ ] brush size · 1-9 class\n"
-             "Ctrl+Z undo · Ctrl+Shift+Z redo · Ctrl+P predict slice · Ctrl+Return accept prediction")
+SHORTCUTS = ("Ctrl+O open image · Ctrl+Shift+O open project · Ctrl+I add images · Ctrl+S save · "
+             "Ctrl+Shift+S save as · Ctrl+E export\n"
+             "Left drag: paint with the tool · middle drag, or Space/Ctrl + left drag: pan · wheel: zoom\n"
+             "B brush · E eraser · F fill · L pick class · [ ], Ctrl+wheel, Shift+drag: brush size · 1-9 class\n"
+             "Ctrl+Z undo · Ctrl+Shift+Z redo · Ctrl+P predict slice · Ctrl+Shift+P predict images... · "
+             "Ctrl+Return accept prediction")
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -61,7 +66,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions = ProjectActions(self.session, self.training, self.prediction, self.view_state, self, self)
         self.warm_up = WarmUp(self)
         self.cursor_label = QtWidgets.QLabel()
+        self.getting_started: GettingStartedDialog | None = None
         self._layout()
+        self.first_run_hint = FirstRunHint(self.canvas, self.session)
         self._menus()
         self._wire()
         self._update_title()
@@ -87,12 +94,13 @@ class MainWindow(QtWidgets.QMainWindow):
         keys = QtGui.QKeySequence.StandardKey
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&New Project...", self.actions.new_project_dialog)
-        self._action(file_menu, "&Open Project...", self.actions.open_project_dialog, keys.Open)
+        self._action(file_menu, "&Open Image...", self.actions.open_image_dialog, keys.Open)
+        self._action(file_menu, "Open &Project...", self.actions.open_project_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(lambda: self.actions.fill_recent(self.recent_menu))
         self._action(file_menu, "&Add Images...", self.actions.add_images_dialog, "Ctrl+I")
         self._action(file_menu, "&Import Labels...", self.actions.import_labels_dialog)
-        self._action(file_menu, "&Save Project", self.session.save_now, keys.Save)
+        self._action(file_menu, "&Save Project", self.actions.save, keys.Save)
         self._action(file_menu, "Save Project &As...", self.actions.save_as_dialog, keys.SaveAs)
         self._action(file_menu, "&Export...", self.actions.export_dialog, "Ctrl+E")
         file_menu.addSeparator()
@@ -111,25 +119,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(view, "&Previous slice", lambda: self.session.set_current_slice(self.session.current_slice - 1),
                      "Left").setShortcuts([QtGui.QKeySequence("Left"), QtGui.QKeySequence("PgUp")])
         self._action(view, "&Reset zoom", self.canvas.reset_view, "Home")
+        view.addAction(self.display_panel.scale_bar_action)
+        self._action(self.menuBar().addMenu("&Image"), "Set &Pixel Size...", lambda: self.binder.ask_pixel_size(self))
         predict = self.menuBar().addMenu("&Predict")
         self._action(predict, "Predict current &slice", lambda: self.prediction.predict("slice"), "Ctrl+P")
-        self._action(predict, "Predict current &image", lambda: self.prediction.predict("image"))
-        self._action(predict, "Predict &all images", lambda: self.prediction.predict("all"))
+        self._action(predict, "Predict current &image (all its slices)", lambda: self.prediction.predict("image"))
+        self._action(predict, "Predict i&mages...", self.predict_chosen, "Ctrl+Shift+P")
         self._action(predict, "&Cancel prediction", self.prediction.cancel)
         self._action(predict, "Accept prediction of this slice", self.accept_prediction, "Ctrl+Return")
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Getting started", self.show_getting_started)
         self._action(help_menu, "&Shortcuts", self.show_shortcuts, keys.HelpContents)
 
     def _wire(self) -> None:
         session = self.session
         session.error.connect(self.show_error)
-        session.project_changed.connect(self._update_title)
+        session.project_changed.connect(lambda: self._update_title(fresh=True))
         session.project_changed.connect(self._restore_settings)
         session.about_to_save.connect(self._store_settings)
         session.dirty_changed.connect(lambda _: self._update_title())
         session.labels_changed.connect(lambda *_: self._update_title())
         session.model_changed.connect(self._update_title)
-        session.saved.connect(lambda where: self.statusBar().showMessage(f"Saved to {where}", 3000))
+        # An untitled project's autosave is a recovery copy, not a save: nothing to announce.
+        session.saved.connect(lambda where: None if session.is_untitled else self.show_status(f"Saved to {where}"))
         session.model_changed.connect(
             lambda: self.training_panel.set_continue_available(session.model_dir is not None))
         self.binder.cursor_text.connect(self.cursor_label.setText)
@@ -138,15 +150,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.images_panel.remove_requested.connect(lambda i: self._guarded(lambda: session.remove_image(i)))
         self.classes_panel.delete_requested.connect(self._confirm_delete_class)
         self.tools.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.tools.confirm = lambda title, text: self.ask(title, text, Button.Yes | Button.Cancel,
+                                                          Button.Cancel) == Button.Yes
         self.training_panel.start_requested.connect(lambda request: self._guarded(lambda: self.training.start(request)))
         self.training_panel.stop_requested.connect(self.training.stop)
-        self.training.started.connect(lambda: (self.training_panel.reset(), self.training_panel.set_running(True)))
+        self.training.started.connect(lambda: (self.training_panel.start_run(), self.training_panel.set_running(True)))
+        self.training.ended.connect(self.training_panel.show_outcome)
         self.training.progressed.connect(self.training_panel.show_progress)
         self.training.failed.connect(self._on_training_failed)
         self.training.finished.connect(lambda _: self.training_panel.set_running(False))
         self.training.finished.connect(self._adopt_calibrated_thresholds)
         self.overlay_panel.accept_requested.connect(lambda: self._guarded(self.accept_prediction))
-        self.overlay_panel.predict_all_requested.connect(lambda: self._guarded(lambda: self.prediction.predict("all")))
+        self.overlay_panel.predict_all_requested.connect(self.predict_chosen)
         self.overlay_panel.cancel_requested.connect(self.prediction.cancel)
         self.prediction.busy_changed.connect(self.overlay_panel.set_busy)
         self.prediction.progressed.connect(self.overlay_panel.set_progress)
@@ -166,14 +181,18 @@ class MainWindow(QtWidgets.QMainWindow):
         if "brush_size" in settings:
             self.tools.set_brush_size(int(settings["brush_size"]))
 
-    def _update_title(self) -> None:
+    def _update_title(self, fresh: bool = False) -> None:
         session = self.session
         name = "untitled project" if session.is_untitled else (session.folder.name if session.folder else "")
-        # An untitled project holding only images (the sample opened at start-up) has nothing to lose:
-        # the "*" says that there is work to save, labels or a model.
-        # (Once shown, the "*" stays until the project is saved: no scan of the labels on every stroke.)
-        unsaved = session.is_dirty and (self.windowTitle().endswith("*") or not session.is_untitled
-                                        or session.model_dir is not None or session.has_labels())
+        if session.is_untitled:
+            # An untitled project holding only images (the sample opened at start-up) has nothing to lose:
+            # the "*" says that there is work to save, labels or a model. Autosave into the recovery folder
+            # is no save: the "*" stays until the person saves the project in a folder (or opens another).
+            # (Once shown, the "*" stays: no scan of the labels on every stroke.)
+            unsaved = ((self.windowTitle().endswith("*") and not fresh) or session.model_dir is not None
+                       or session.has_labels())
+        else:
+            unsaved = session.is_dirty
         title = f"UNet Studio - {name}{' *' if unsaved else ''}"
         if title != self.windowTitle():
             self.setWindowTitle(title)
@@ -198,9 +217,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def ask(self, title: str, text: str, buttons, default) -> Button:
         return QtWidgets.QMessageBox.question(self, title, text, buttons, default)
 
+    def choose(self, title: str, text: str, options: list[str], default: str) -> str | None:
+        """One of ``options`` (a button each), or None when cancelled."""
+        return ask_choice(self, title, text, options, default)
+
     def choose_folder(self, title: str) -> Path | None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, title, str(Path.home()))
         return Path(folder) if folder else None
+
+    def choose_files(self, title: str) -> list[Path]:
+        return ask_image_files(self, title, Path.home())
+
+    def show_status(self, text: str, ms: int = 6000) -> None:
+        self.statusBar().showMessage(text, ms)
 
     def _guarded(self, action) -> None:
         try:
@@ -231,8 +260,21 @@ class MainWindow(QtWidgets.QMainWindow):
                     Button.Yes | Button.Cancel, Button.Cancel) == Button.Yes:
             self._guarded(lambda: self.classes_panel.delete_class(index))
 
+    def predict_chosen(self) -> None:
+        """The "Predict all" button and Predict > Predict images...: this slice, this stack or all images."""
+        self._guarded(lambda: self.prediction.predict_chosen(self.choose))
+
     def show_shortcuts(self) -> None:
         QtWidgets.QMessageBox.information(self, "Shortcuts", SHORTCUTS)
+
+    def show_getting_started(self) -> None:
+        """Help > Getting started: the workflow, a pointer to the shortcuts, where files go (non-modal)."""
+        from ..core.project import untitled_projects_dir
+
+        if self.getting_started is None:
+            self.getting_started = GettingStartedDialog(untitled_projects_dir(), self)
+        self.getting_started.show()
+        self.getting_started.raise_()
 
     def preload_compute_modules(self, delay_ms: int = 1000) -> None:
         """Warm PyTorch up in the background soon after start (see :mod:`.warmup`)."""

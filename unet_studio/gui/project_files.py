@@ -140,8 +140,14 @@ class ProjectFiles:
         self.project.folder = folder
         proj.save_project(self.project)
         proj.claim(folder)
-        proj.add_recent(folder)
+        # Not in Open Recent: a scratch folder is no place the person chose (crash recovery finds it at start).
         return True
+
+    def start_untitled(self) -> None:
+        """Make a new, empty untitled project the open one (the previous one was released before)."""
+        self.project = proj.Project()
+        self.previous_session = None
+        self.discarded = False
 
     def check_save_target(self, folder: Path) -> None:
         """Refuse a folder that holds another project's files (they would be replaced), saying which."""

@@ -206,6 +206,26 @@ class Session(QtCore.QObject):
         self.saving.update_dirty()
         return problems
 
+    def new_untitled_project(self) -> None:
+        """Close the open project and start an empty untitled one (File > Open Image of another kind).
+
+        The caller has settled the open project's unsaved work first (saved, or discarded by the person).
+        """
+        self.saving.stop()
+        self.wait_for_writer()
+        self.files.release(keep=self._worth_keeping())
+        self._close_images()
+        self.files.start_untitled()
+        self.saving.forget_unsaved()
+        self.active_class = 1 if len(self.classes) > 1 else 0
+        self.classes_changed.emit()
+        self.active_class_changed.emit(self.active_class)
+        self.images_changed.emit()
+        self.project_changed.emit()
+        self.model_changed.emit()
+        self.set_current(-1, 0)
+        self.saving.update_dirty()
+
     def save_project_as(self, folder: str | Path) -> bool:
         """Save everything into ``folder`` (the project moves there; its model is copied along).
 

@@ -1,7 +1,8 @@
 """How things are shown, as a plain Python model: the panels mirror it and write to it, the canvas follows it.
 
 :class:`ViewState` holds the display choices that are not data (label and prediction opacity, label
-visibility, prediction mode, class and per-class thresholds, channel, contrast percentiles). It imports no
+visibility, prediction mode, class and per-class thresholds, channel, contrast percentiles, per-channel
+display levels, the channel whose contrast is edited, the scale bar). It imports no
 Qt, so it is tested without a display. Every change goes through :meth:`ViewState.update`, which
 normalises the values and calls each listener with the name and new value of each field that changed:
 a panel that listens updates its widgets with their signals blocked, so nothing echoes back (the pattern
@@ -27,6 +28,13 @@ def _fraction(value) -> float:
     return min(max(float(value), 0.0), 1.0)
 
 
+def _levels(value) -> tuple[float, float]:
+    low, high = (float(v) for v in value)
+    if not high > low:
+        raise ValueError(f"display levels must satisfy low < high, got {low}, {high}")
+    return low, high
+
+
 class ViewState:
     """Display state shared by the panels, the canvas binder and the window (no Qt).
 
@@ -35,13 +43,14 @@ class ViewState:
     """
 
     FIELDS = ("labels_visible", "label_opacity", "prediction_mode", "prediction_class",
-              "prediction_opacity", "thresholds", "channel", "contrast")
+              "prediction_opacity", "thresholds", "channel", "contrast", "levels", "contrast_channel",
+              "scale_bar")
 
     def __init__(self) -> None:
         self._values: dict[str, Any] = {
             "labels_visible": True, "label_opacity": 0.5, "prediction_mode": "probability",
             "prediction_class": 0, "prediction_opacity": 0.5, "thresholds": (), "channel": 0,
-            "contrast": DEFAULT_CONTRAST,
+            "contrast": DEFAULT_CONTRAST, "levels": (), "contrast_channel": 0, "scale_bar": True,
         }
         self._listeners: list[Listener] = []
 
@@ -64,6 +73,31 @@ class ViewState:
     thresholds = property(lambda self: self._values["thresholds"], doc="Per-class thresholds (a tuple).")
     channel = property(lambda self: self._values["channel"])
     contrast = property(lambda self: self._values["contrast"], doc="(low, high) percentiles.")
+    levels = property(lambda self: self._values["levels"],
+                      doc="Per-channel display levels (low, high), or None where automatic (from ``contrast``).")
+    contrast_channel = property(lambda self: self._values["contrast_channel"],
+                                doc="The channel whose contrast the histogram edits in a composite.")
+    scale_bar = property(lambda self: self._values["scale_bar"], doc="Show the scale bar on calibrated images.")
+
+    @property
+    def edited_channel(self) -> int:
+        """The channel whose contrast the histogram shows: the one shown, or in a composite the one chosen."""
+        channel = self._values["channel"]
+        return self._values["contrast_channel"] if channel == COMPOSITE else channel
+
+    def channel_levels(self, channel: int) -> tuple[float, float] | None:
+        """The levels the person set for ``channel``, or None (automatic)."""
+        levels = self._values["levels"]
+        return levels[channel] if 0 <= channel < len(levels) else None
+
+    def set_channel_levels(self, channel: int, levels: tuple[float, float] | None) -> None:
+        """Set (or, with None, make automatic again) the display levels of ``channel``."""
+        current = list(self._values["levels"])
+        current += [None] * (channel + 1 - len(current))
+        current[channel] = levels
+        while current and current[-1] is None:
+            current.pop()
+        self.update(levels=current)
 
     def threshold(self, k: int) -> float:
         """The threshold of class index ``k`` (the default for a class it does not know)."""
@@ -94,8 +128,10 @@ class ViewState:
             raise KeyError(f"unknown view setting {name!r}")
         if name in ("label_opacity", "prediction_opacity"):
             return _fraction(value)
-        if name == "labels_visible":
+        if name in ("labels_visible", "scale_bar"):
             return bool(value)
+        if name == "levels":
+            return tuple(None if item is None else _levels(item) for item in value)
         if name == "prediction_mode":
             if value not in PREDICTION_MODES:
                 raise ValueError(f"unknown prediction mode {value!r}: one of {', '.join(PREDICTION_MODES)}")
@@ -107,7 +143,7 @@ class ViewState:
             if not 0.0 <= low < high <= 100.0:
                 raise ValueError(f"contrast percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
             return low, high
-        if name == "prediction_class":
+        if name in ("prediction_class", "contrast_channel"):
             return max(int(value), 0)
         return int(value)
 

@@ -6,7 +6,9 @@ drawing primitives on one slice (``drawing``) and label values and types (``valu
 
 from .drawing import Box, union_boxes
 from .history import LabelHistory
-from .values import fit_label_image, labels_dtype
+from .values import (LabelMapping, apply_mapping, distinct_values, label_image_kind, label_planes, labels_dtype,
+                     propose_mapping)
 from .volume import LabelVolume
 
-__all__ = ["Box", "LabelHistory", "LabelVolume", "fit_label_image", "labels_dtype", "union_boxes"]
+__all__ = ["Box", "LabelHistory", "LabelMapping", "LabelVolume", "apply_mapping", "distinct_values", "label_image_kind",
+           "label_planes", "labels_dtype", "propose_mapping", "union_boxes"]

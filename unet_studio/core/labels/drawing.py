@@ -20,6 +20,11 @@ Box = tuple[int, int, int, int]
 PIECE_LENGTH = 64.0
 #: First side of the window in which a flood fill looks for its region before it grows the window.
 FILL_WINDOW = 256
+#: Gaussian smoothing (pixels) of the image before an intensity-bounded fill compares pixels to the seed.
+FILL_SIGMA = 1.0
+#: Holes of an intensity-bounded fill up to this many pixels are filled too (the texture of a nucleus);
+#: bigger ones are other objects (the nuclei inside a fill of the background) and stay out.
+FILL_MAX_HOLE = 25
 
 
 def union_boxes(boxes) -> Box:
@@ -92,8 +97,62 @@ def paint_capsule(plane: np.ndarray, a, b, radius: float, value: int) -> tuple[B
     return (ty0 + y0, ty1 + y0, tx0 + x0, tx1 + x0), old
 
 
-def flood_region(plane: np.ndarray, iy: int, ix: int) -> tuple[Box, np.ndarray]:
-    """The 4-connected region of ``plane`` holding the label at ``(iy, ix)``: its tight box and mask.
+def fill_small_holes(mask: np.ndarray, max_hole: int = FILL_MAX_HOLE) -> np.ndarray:
+    """``mask`` with its holes of at most ``max_hole`` pixels filled (texture specks, not enclosed objects)."""
+    holes = ndi.binary_fill_holes(mask) & ~mask
+    if not holes.any():
+        return mask
+    components, count = ndi.label(holes)
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    small = sizes <= max_hole
+    small[0] = False
+    return mask | small[components]
+
+
+def smoothed(intensity: np.ndarray, sigma: float) -> np.ndarray:
+    """``(Y, X)`` or ``(C, Y, X)`` pixels as float32, each channel smoothed by a Gaussian of ``sigma`` pixels."""
+    values = np.asarray(intensity, dtype=np.float32)
+    if sigma <= 0:
+        return values
+    sigmas = (0.0,) * (values.ndim - 2) + (float(sigma), float(sigma))
+    return ndi.gaussian_filter(values, sigmas, mode="nearest")
+
+
+def similar_pixels(intensity: np.ndarray, seed, tolerance) -> np.ndarray:
+    """Pixels of ``intensity`` within ``tolerance`` of the ``seed`` value, in every channel.
+
+    Parameters
+    ----------
+    intensity : numpy.ndarray
+        ``(Y, X)`` or ``(C, Y, X)`` pixel values (a window of the image).
+    seed : numpy.ndarray
+        The seed pixel's value, ``()`` or ``(C,)``.
+    tolerance : float or sequence of float
+        Largest absolute difference to the seed, one for every channel (in the image's units).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(Y, X)`` boolean mask.
+    """
+    values = np.asarray(intensity, dtype=np.float32)
+    if values.ndim == 2:
+        values = values[np.newaxis]
+    seed = np.asarray(seed, dtype=np.float32).reshape(-1, 1, 1)
+    tolerance = np.broadcast_to(np.asarray(tolerance, dtype=np.float32), (values.shape[0],)).reshape(-1, 1, 1)
+    return (np.abs(values - seed) <= tolerance).all(axis=0)
+
+
+def flood_region(plane: np.ndarray, iy: int, ix: int, intensity: np.ndarray | None = None,
+                 tolerance=None, sigma: float = FILL_SIGMA) -> tuple[Box, np.ndarray]:
+    """The 4-connected region around ``(iy, ix)`` holding its label (and, optionally, a similar intensity).
+
+    Without ``intensity`` the region is every connected pixel of the seed's label, so it stops at other
+    labels. With ``intensity`` (``(Y, X)`` or ``(C, Y, X)``) and ``tolerance`` (one value, or one per
+    channel) it also stops where the image differs from the seed pixel by more than ``tolerance``: the
+    magic wand of paint programs and Fiji, bounded by the labels painted so far. The image is smoothed
+    first (Gaussian, ``sigma`` pixels) and small holes inside the region are filled, because the texture of a
+    nucleus or a cell would otherwise leave a sparse region of speckles.
 
     The region is searched in a window around the seed that grows (x16 in area) until the region does
     not reach the window's inner border, so filling a small cell of a big image stays cheap.
@@ -108,11 +167,23 @@ def flood_region(plane: np.ndarray, iy: int, ix: int) -> tuple[Box, np.ndarray]:
     while True:
         wy0, wy1 = max(iy - half, 0), min(iy + half, height)
         wx0, wx1 = max(ix - half, 0), min(ix + half, width)
-        window = plane[wy0:wy1, wx0:wx1]
-        # ndimage.label (4-connected by default) is several times faster than skimage's flood on
-        # large windows; the seed's component is the region.
-        components, _ = ndi.label(window == plane[iy, ix])
+        same_label = plane[wy0:wy1, wx0:wx1] == plane[iy, ix]
+        candidates = same_label
+        if intensity is not None:
+            raw = intensity[..., wy0:wy1, wx0:wx1]
+            window = smoothed(raw, sigma)
+            candidates = same_label & similar_pixels(window, window[..., iy - wy0, ix - wx0], tolerance)
+            candidates[iy - wy0, ix - wx0] = True  # a NaN seed is still its own region
+        # ndimage.label (4-connected by default) on the candidate mask is several times faster than
+        # skimage.segmentation.flood on large windows, and it takes labels and several channels at once.
+        components, _ = ndi.label(candidates)
         mask = components == components[iy - wy0, ix - wx0]
+        if intensity is not None:
+            # Smoothing blurs the region's edge by about a pixel: take back the edge pixels whose own value
+            # is similar, then the holes that texture left inside.
+            edge = ndi.binary_dilation(mask, np.ones((3, 3), bool)) & ~mask
+            mask |= edge & same_label & similar_pixels(raw, window[..., iy - wy0, ix - wx0], tolerance)
+            mask = fill_small_holes(mask) & same_label
         whole = wy0 == 0 and wx0 == 0 and wy1 == height and wx1 == width
         # The region is complete unless it touches a window edge that is not an image edge.
         leaks = (

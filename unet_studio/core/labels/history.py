@@ -22,16 +22,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Change:
-    """One rectangular change: ``values`` hold the box's content before (or after, once undone)."""
+    """One rectangular change: ``values`` hold the box's content before (or after, once undone).
+
+    ``layer`` says which array: "labels", or "accepted" (the accepted-prediction flags of
+    :class:`~.volume.LabelVolume`, so that undo restores them with the labels).
+    """
 
     slice_index: int
     box: Box
     values: np.ndarray
+    layer: str = "labels"
 
-    def swap(self, data: np.ndarray) -> None:
-        """Exchange the stored values with those of the box in ``data`` (``(S, Y, X)``)."""
+    def swap(self, data: np.ndarray, accepted: np.ndarray | None = None) -> None:
+        """Exchange the stored values with those of the box in ``data`` (``(S, Y, X)``), or in
+        ``accepted`` for a change of the accepted-prediction flags."""
+        target = accepted if self.layer == "accepted" else data
+        if target is None:
+            return
         y0, y1, x0, x1 = self.box
-        region = data[self.slice_index, y0:y1, x0:x1]
+        region = target[self.slice_index, y0:y1, x0:x1]
         current = region.copy()
         region[...] = self.values
         self.values = current
@@ -117,25 +126,28 @@ class LabelHistory:
                     # A stroke in progress is a new edit too: what was undone before cannot be redone.
                     self._clear_redo()
 
-    def undo(self, data: np.ndarray) -> HistoryItem | None:
-        """Undo the last item on ``data`` (ends an open stroke first); None when there is none."""
+    def undo(self, data: np.ndarray, accepted: np.ndarray | None = None) -> HistoryItem | None:
+        """Undo the last item on ``data`` (and the ``accepted`` flags); None when there is none.
+
+        Ends an open stroke first.
+        """
         self.end_stroke()
         if not self._undo:
             return None
         item = self._undo.pop()
         for change in reversed(item.changes):
-            change.swap(data)
+            change.swap(data, accepted)
         self._redo.append(item)
         return item
 
-    def redo(self, data: np.ndarray) -> HistoryItem | None:
-        """Redo the last undone item on ``data`` (ends an open stroke first); None when there is none."""
+    def redo(self, data: np.ndarray, accepted: np.ndarray | None = None) -> HistoryItem | None:
+        """Redo the last undone item on ``data`` (and the ``accepted`` flags); None when there is none."""
         self.end_stroke()
         if not self._redo:
             return None
         item = self._redo.pop()
         for change in item.changes:
-            change.swap(data)
+            change.swap(data, accepted)
         self._undo.append(item)
         return item
 

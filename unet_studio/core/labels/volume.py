@@ -16,6 +16,7 @@ import numpy as np
 
 from .drawing import Box, flood_region, paint_capsule, segment_pieces, union_boxes
 from .history import Change, HistoryItem, LabelHistory
+from .provenance import clear_edited, mark_accepted
 from .values import labels_dtype
 
 
@@ -42,6 +43,10 @@ class LabelVolume:
         (or call :meth:`clear_history` after editing it directly).
     version : int
         Increases on every change, undo and redo included (for autosave).
+    accepted : numpy.ndarray or None
+        ``(S, Y, X)`` booleans: pixels written by an accepted prediction (``set_region(...,
+        accepted=True)``) that no edit has touched since; None until a prediction is accepted. Undo and
+        redo restore them with the labels (see :mod:`.provenance`).
     """
 
     def __init__(self, shape=None, data=None, dtype=None, max_undo_bytes: int = 256 * 2**20) -> None:
@@ -67,6 +72,7 @@ class LabelVolume:
         self.data: np.ndarray = data
         self.version = 0
         self.history = LabelHistory(max_undo_bytes)
+        self.accepted: np.ndarray | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -159,13 +165,16 @@ class LabelVolume:
                     box, old = painted
                     item.changes.append(Change(slice_index, box, old))
                     boxes.append(box)
+                if self.accepted is not None:
+                    # Painting over an accepted pixel with its own class makes it the person's too.
+                    cleared = paint_capsule(self.accepted[slice_index], a, b, radius, False)
+                    if cleared is not None:
+                        item.changes.append(Change(slice_index, *cleared, layer="accepted"))
         return union_boxes(boxes) if boxes else None
 
-    def fill(self, slice_index: int, y: float, x: float, value: int) -> Box | None:
-        """Flood-fill the 4-connected region holding the label found at ``(y, x)`` with ``value``.
-
-        The region is searched in a window around the seed that grows (x16 in area) until the region
-        does not reach the window's inner border, so filling a small cell of a big image stays cheap.
+    def fill(self, slice_index: int, y: float, x: float, value: int, intensity: np.ndarray | None = None,
+             tolerance=None) -> Box | None:
+        """Flood-fill the 4-connected region around ``(y, x)`` (see :meth:`fill_region`) with ``value``.
 
         Returns
         -------
@@ -173,25 +182,51 @@ class LabelVolume:
             Tight box of the filled region, or None when the seed is outside the slice or already has
             ``value``.
         """
+        region = self.fill_region(slice_index, y, x, value, intensity, tolerance)
+        if region is None:
+            return None
+        return self.fill_mask(slice_index, *region, value)
+
+    def fill_region(self, slice_index: int, y: float, x: float, value: int, intensity: np.ndarray | None = None,
+                    tolerance=None) -> tuple[Box, np.ndarray] | None:
+        """The region a fill at ``(y, x)`` would change, without changing it (to check its size first).
+
+        The region is the 4-connected region holding the label found at ``(y, x)``; with ``intensity``
+        (the slice's pixels, ``(Y, X)`` or ``(C, Y, X)``) and ``tolerance`` (one value or one per channel)
+        only its pixels within ``tolerance`` of the seed pixel's intensity (see
+        :func:`~.drawing.flood_region`).
+
+        Returns
+        -------
+        (Box, numpy.ndarray) or None
+            Tight box of the region and its mask in that box, or None when the seed is outside the slice or
+            already has ``value``.
+        """
         self._check_slice(slice_index)
-        value = self._check_value(value)
         plane = self.data[slice_index]
         height, width = plane.shape
         iy, ix = int(round(y)), int(round(x))
-        if not (0 <= iy < height and 0 <= ix < width) or plane[iy, ix] == value:
+        if not (0 <= iy < height and 0 <= ix < width) or plane[iy, ix] == int(value):
             return None
-        box, mask = flood_region(plane, iy, ix)
+        return flood_region(plane, iy, ix, intensity, tolerance)
+
+    def fill_mask(self, slice_index: int, box: Box, mask: np.ndarray, value: int) -> Box:
+        """Set the pixels of ``mask`` (a boolean array of ``box``'s shape) to ``value``; returns ``box``."""
+        self._check_slice(slice_index)
+        value = self._check_value(value)
+        plane = self.data[slice_index]
         with self._edit(slice_index) as item:
             region = plane[box[0] : box[1], box[2] : box[3]]
             item.changes.append(Change(slice_index, box, region.copy()))
             region[mask] = value
         return box
 
-    def set_region(self, slice_index: int, box: Box, values) -> Box:
+    def set_region(self, slice_index: int, box: Box, values, accepted: bool = False) -> Box:
         """Write ``values`` (an array of the box's shape, or a scalar) into ``box`` of a slice.
 
-        Used by "accept prediction". The box is clipped to the slice; ``values`` must have the shape of
-        the box as given.
+        Used by "accept prediction" (``accepted=True``: the pixels it changes are flagged in
+        :attr:`accepted`). The box is clipped to the slice; ``values`` must have the shape of the box as
+        given.
 
         Returns
         -------
@@ -212,10 +247,36 @@ class LabelVolume:
         region = self.data[slice_index, cy0:cy1, cx0:cx1]
         if np.array_equal(region, new):
             return clipped
-        with self._edit(slice_index) as item:
+        with self._edit(slice_index, accepted) as item:
             item.changes.append(Change(slice_index, clipped, region.copy()))
             region[...] = new
         return clipped
+
+    def set_slices(self, planes: dict[int, np.ndarray]) -> dict[int, Box]:
+        """Replace whole slices (``{slice: (Y, X) values}``) as one undo item; returns the changed boxes.
+
+        Used by label import: a stack imported at once is undone at once.
+        """
+        self.history.end_stroke()
+        for slice_index in planes:
+            self._check_slice(slice_index)
+        top = max((int(p.max()) for p in planes.values() if p.size), default=0)
+        self._check_value(top)
+        changed = {}
+        for slice_index, values in sorted(planes.items()):
+            if values.shape != self.shape[1:]:
+                raise ValueError(f"slice {slice_index} is {self.shape[1:]}, the new values {values.shape}")
+            if not np.array_equal(self.data[slice_index], values):
+                changed[slice_index] = (0, self.shape[1], 0, self.shape[2])
+        if not changed:
+            return changed
+        # One item for every slice: its own slice (what undo shows) is the first slice that changed.
+        with self._edit(min(changed)) as item:
+            for slice_index, box in changed.items():
+                region = self.data[slice_index]
+                item.changes.append(Change(slice_index, box, region.copy()))
+                region[...] = planes[slice_index]
+        return changed
 
     # ------------------------------------------------------------------ history
 
@@ -227,11 +288,11 @@ class LabelVolume:
         (slice_index, Box) or None
             Slice and box to refresh, or None when there is nothing to undo.
         """
-        return self._applied(self.history.undo(self.data))
+        return self._applied(self.history.undo(self.data, self.accepted))
 
     def redo(self) -> tuple[int, Box] | None:
         """Redo the last undone stroke; returns ``(slice_index, Box)`` or None like :meth:`undo`."""
-        return self._applied(self.history.redo(self.data))
+        return self._applied(self.history.redo(self.data, self.accepted))
 
     def clear_history(self) -> None:
         """Forget every undo and redo item (for example after replacing :attr:`data`)."""
@@ -252,14 +313,30 @@ class LabelVolume:
             raise ValueError(f"label value {value} outside 0..{info.max} of {self.data.dtype}")
         return value
 
+    def accepted_slice(self, slice_index: int) -> np.ndarray | None:
+        """A copy of the accepted-prediction flags of a slice, or None when none of its pixels is flagged."""
+        self._check_slice(slice_index)
+        if self.accepted is None or not self.accepted[slice_index].any():
+            return None
+        return self.accepted[slice_index].copy()
+
     @contextmanager
-    def _edit(self, slice_index: int):
-        """Collect one edit's changes into the history; a change of any pixel is a new version."""
+    def _edit(self, slice_index: int, accepted: bool = False):
+        """Collect one edit's changes into the history; a change of any pixel is a new version.
+
+        The accepted-prediction flags follow in the same undo item: set where an accepted prediction
+        changed a pixel, cleared where any other edit did.
+        """
         with self.history.recording(slice_index) as item:
             start = len(item.changes)
             try:
                 yield item
             finally:
+                if accepted and self.accepted is None:
+                    self.accepted = np.zeros(self.shape, bool)
+                if self.accepted is not None and len(item.changes) > start:
+                    follow = mark_accepted if accepted else clear_edited
+                    item.changes.extend(follow(self.accepted, self.data, item.changes[start:]))
                 if len(item.changes) > start:
                     self.version += 1
 

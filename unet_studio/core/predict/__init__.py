@@ -7,6 +7,19 @@ start-up, as scikit-image's lazy loading does.
 
 import importlib
 
+from .instances import (
+    INSTANCE_MODES,
+    INSTANCE_OUTPUT_KEY,
+    THREE_CLASS_NAMES,
+    Matching,
+    instance_classes,
+    instance_mode,
+    instance_output_description,
+    match_instances,
+    objects_from_probabilities,
+    resolve_instance_mode,
+    three_class_instances,
+)
 from .postprocess import (
     InstanceConfig,
     calibrated_overlay_thresholds,
@@ -34,6 +47,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "INSTANCE_MODES", "INSTANCE_OUTPUT_KEY", "THREE_CLASS_NAMES", "Matching", "instance_classes", "instance_mode",
+    "instance_output_description", "match_instances", "objects_from_probabilities", "resolve_instance_mode",
+    "three_class_instances",
     "ExportConfig", "ExportProgress", "InferProgress", "InstanceConfig", "OUTPUT_SUFFIXES", "Predictor",
     "calibrated_overlay_thresholds", "check_slice_memory", "export_image", "find_instances", "foreground_classes", "iter_predict",
     "iter_predict_stack", "label_dtype", "make_normalizer", "measure", "output_paths", "predict_probabilities",

@@ -31,9 +31,9 @@ from ..config import InferConfig
 from ..errors import InferenceError
 from ..io import atomic_path, pixel_warning, tiff_memmap
 from ..model import ModelInfo
+from .instances import objects_from_probabilities, resolve_instance_mode
 from .postprocess import (
     InstanceConfig,
-    find_instances,
     foreground_classes,
     label_dtype,
     measure,
@@ -61,6 +61,13 @@ class ExportConfig:
         Class values whose pixels make objects; empty: every class but the background.
     instance
         How a foreground mask becomes objects (watershed splitting, smallest object, ...).
+    instance_mode
+        ``"auto"``: as the model says (interior seeds for a three-class instance model, else the distance
+        transform of the foreground), or ``"three_class"`` / ``"distance"`` (see
+        :func:`~unet_studio.core.predict.instances.objects_from_probabilities`).
+    pixel_size, unit
+        The calibration ``(y, x)`` in ``unit`` to use when the image file has none (a pixel size the
+        person set in the project); the file's own calibration always wins.
     """
 
     labels: bool = True
@@ -69,6 +76,9 @@ class ExportConfig:
     measurements: bool = False
     foreground: tuple[int, ...] = ()
     instance: InstanceConfig = field(default_factory=InstanceConfig)
+    instance_mode: str = "auto"
+    pixel_size: tuple[float, float] | None = None
+    unit: str = ""
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -148,10 +158,11 @@ def export_image(model: torch.nn.Module, info: ModelInfo, stack: Any, folder: st
     _check_fits(stack, info, path)
     n_slices = stack.shape[0]
     foreground = foreground_classes(info.class_values, info.class_names, config.foreground)
+    mode = resolve_instance_mode(config.instance_mode, info.class_names, info.extra)
     targets = output_paths(folder, name, config)
     prepare = _SlicePreparer(info.normalization)
     start = time.perf_counter()
-    with _Outputs(targets, stack, info) as out:
+    with _Outputs(targets, stack, info, config) as out:
         for progress in iter_predict_stack(model, stack, infer, prepare=prepare, predictor=predictor):
             yield ExportProgress(progress.slice_index, n_slices, progress.tiles_done, progress.tiles_total,
                                  time.perf_counter() - start)
@@ -162,7 +173,7 @@ def export_image(model: torch.nn.Module, info: ModelInfo, stack: Any, folder: st
                                          f"{out.where(progress.slice_index)}; check the model (train it again) "
                                          "and the image's pixel values")
                 out.write_slice(progress.slice_index, probs, prepare.raw, infer.thresholds, foreground,
-                                config.instance)
+                                config.instance, mode)
     yield ExportProgress(n_slices - 1, n_slices, 1, 1, time.perf_counter() - start, targets,
                          prepare.warnings(n_slices))
 
@@ -203,11 +214,16 @@ class _SlicePreparer:
 class _Outputs(contextlib.ExitStack):
     """The open output files of one image: memory-mapped TIFFs and the CSV's temporary file."""
 
-    def __init__(self, targets: dict[str, Path], stack: Any, info: ModelInfo) -> None:
+    def __init__(self, targets: dict[str, Path], stack: Any, info: ModelInfo, config: ExportConfig) -> None:
         super().__init__()
         self.targets = targets
         self.stack = stack
         self.info = info
+        # The file's calibration, else the one the person set: measurements come in physical units.
+        if stack.pixel_size is not None:
+            self.pixel_size, self.unit = stack.pixel_size, stack.unit
+        else:
+            self.pixel_size, self.unit = config.pixel_size, config.unit if config.pixel_size else ""
         self.maps: dict[str, np.ndarray] = {}
         self.csv_parts: list[str] = []
         self.csv_tmp: Path | None = None
@@ -218,7 +234,7 @@ class _Outputs(contextlib.ExitStack):
         self.lead = (n_slices,) if n_slices > 1 else ()
         # A time-lapse stays a time-lapse (ImageJ frames), anything else is a Z-stack (ImageJ slices).
         axis = ("T" if self.stack.stack_axes == "T" else "Z") if self.lead else ""
-        calib = {"pixel_size": self.stack.pixel_size, "unit": self.stack.unit or None}
+        calib = {"pixel_size": self.pixel_size, "unit": self.unit or None}
         k = self.info.model_config.n_classes
         plane = (height, width)
         if "labels" in self.targets:
@@ -254,7 +270,7 @@ class _Outputs(contextlib.ExitStack):
         return f" in slice {slice_index + 1}" if self.lead else ""
 
     def write_slice(self, slice_index: int, probs: np.ndarray, raw: np.ndarray, thresholds, foreground: list[int],
-                    instance_config: InstanceConfig) -> None:
+                    instance_config: InstanceConfig, mode: str = "distance") -> None:
         """Labels, probabilities, objects and measurements of one slice."""
         index = (slice_index,) if self.lead else ()
         if "labels" in self.maps:
@@ -265,14 +281,14 @@ class _Outputs(contextlib.ExitStack):
             return
         by_index = probabilities_to_labels(probs, list(range(len(probs))), thresholds)
         mask = np.isin(by_index, foreground)
-        objects = find_instances(mask, probs[foreground].sum(0) if foreground else None, instance_config)
+        objects = objects_from_probabilities(probs, mask, foreground, mode, instance_config)
         if "instances" in self.maps:
             target = self.maps["instances"]
             if objects.max(initial=0) > np.iinfo(target.dtype).max:
                 raise InferenceError(f"'{self.stack.path}': too many objects ({objects.max()}) for the instance image")
             target[index] = objects
         if self.csv_tmp is not None:
-            table = measure(objects, raw, self.stack.pixel_size, self.stack.unit)
+            table = measure(objects, raw, self.pixel_size, self.unit)
             part = table_to_csv(table, {"slice": slice_index} if self.lead else None)
             self.csv_parts.append(part if not self.csv_parts else part.split("\n", 1)[1])
 

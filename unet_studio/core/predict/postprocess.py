@@ -4,7 +4,8 @@
 - :func:`split_touching`: marker-controlled watershed that separates touching objects (nuclei). Seeds are
   the h-maxima of the smoothed distance transform of the mask, optionally weighted by the foreground
   probability (so that a dip in confidence between two nuclei also separates them).
-- :func:`find_instances`: the whole pipeline, driven by :class:`InstanceConfig`.
+- :func:`find_instances`: the whole pipeline, driven by :class:`InstanceConfig`. (Models trained on instance
+  labels predict background, interior and boundary instead: :mod:`.instances` makes their objects.)
 - :func:`measure`: per-object measurements through :func:`skimage.measure.regionprops_table`, with
   physical columns when the pixel size is known; :func:`write_measurements_csv` saves them atomically.
 """
@@ -50,6 +51,11 @@ class InstanceConfig(ConfigDict):
         Holes up to this many pixels inside the mask are filled before splitting (0: none).
     connectivity
         1: 4-connected objects, 2: 8-connected.
+    seed_threshold, seed_h, min_seed_size
+        Three-class models only (:func:`~unet_studio.core.predict.instances.three_class_instances`): seeds are
+        the connected pixels whose interior probability exceeds ``seed_threshold``, of at least
+        ``min_seed_size`` pixels; with ``seed_h`` > 0, the h-maxima of depth ``seed_h`` (pixels) of their
+        distance transform instead (splits interiors that touch; 0: off).
     """
 
     method: str = "watershed"
@@ -59,6 +65,9 @@ class InstanceConfig(ConfigDict):
     min_size: int = 10
     max_hole_size: int = 64
     connectivity: int = 1
+    seed_threshold: float = 0.5
+    seed_h: float = 0.0
+    min_seed_size: int = 4
 
     def __post_init__(self) -> None:
         if self.method not in ("watershed", "components"):
@@ -69,6 +78,8 @@ class InstanceConfig(ConfigDict):
             raise ConfigError("h must be positive; sigma, min_size and max_hole_size at least 0")
         if self.connectivity not in (1, 2):
             raise ConfigError(f"connectivity must be 1 or 2, got {self.connectivity}")
+        if not 0.0 < self.seed_threshold < 1.0 or self.seed_h < 0 or self.min_seed_size < 0:
+            raise ConfigError("seed_threshold must be in (0, 1); seed_h and min_seed_size at least 0")
 
 
 def connected_components(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:

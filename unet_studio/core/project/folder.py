@@ -24,7 +24,7 @@ from ..io import write_labels, write_text
 from ..labels import labels_dtype
 from .layout import (LABELS_SUFFIX, PROJECT_FILE, ProjectError, ProjectLayout, is_valid_name,
                      safe_name)
-from .schema import clean_classes, clean_settings
+from .schema import clean_classes, clean_pixel_size, clean_settings
 
 FORMAT_NAME = "unet-studio-project"
 FORMAT_VERSION = 1
@@ -65,13 +65,16 @@ class ImageEntry:
     """An image of the project; ``name`` is unique in the project (ignoring case) and names its labels file.
 
     ``shape`` ``(S, Y, X)`` and ``fingerprint`` (see :func:`fingerprint`) describe the pixels the labels
-    were painted on; None until the image is first opened.
+    were painted on; None until the image is first opened. ``pixel_size`` ``(y, x)`` in ``unit`` is the
+    calibration the person set for an image whose file has none (None: not set).
     """
 
     path: Path  # absolute
     name: str
     shape: tuple[int, int, int] | None = None
     fingerprint: str | None = None
+    pixel_size: tuple[float, float] | None = None
+    unit: str = ""
 
 
 def fingerprint(stack) -> str:
@@ -185,6 +188,8 @@ class Project:
             item["shape"] = list(entry.shape)
         if entry.fingerprint is not None:
             item["fingerprint"] = entry.fingerprint
+        if entry.pixel_size is not None:
+            item["pixel_size"], item["unit"] = list(entry.pixel_size), entry.unit
         return item
 
     @classmethod
@@ -230,8 +235,14 @@ class Project:
             shape = None
         if not (isinstance(digest, str) and len(digest) <= 64):
             digest = None
-        return ImageEntry(path=path.resolve(), name=name, shape=tuple(shape) if shape else None,
-                          fingerprint=digest)
+        entry = ImageEntry(path=path.resolve(), name=name, shape=tuple(shape) if shape else None,
+                           fingerprint=digest)
+        if item.get("pixel_size") is not None:  # older files have none: uncalibrated
+            try:
+                entry.pixel_size, entry.unit = clean_pixel_size(item["pixel_size"], item.get("unit"))
+            except ValueError as exc:
+                self.notices.append(f"{key}.pixel_size: {exc} (ignored)")
+        return entry
 
 
 def is_project_folder(folder: str | os.PathLike) -> bool:

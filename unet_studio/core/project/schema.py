@@ -150,6 +150,32 @@ def clean_classes(classes: Any, default_colors) -> tuple[list[tuple[str, str]], 
     return cleaned, notices
 
 
+#: Units a pixel size may be given in (as :func:`~unet_studio.core.io.normalize_unit` spells them).
+PIXEL_UNITS = ("nm", "µm", "mm", "cm", "m")
+
+
+def clean_pixel_size(size: Any, unit: Any) -> tuple[tuple[float, float], str]:
+    """A pixel size ``(y, x)`` and its unit from ``project.json`` (or a person), checked.
+
+    ``size`` is one positive number (square pixels) or ``[y, x]``; ``unit`` one of :data:`PIXEL_UNITS`
+    (every spelling of micron is accepted). Raises ValueError saying what a pixel size should be.
+    """
+    from ..io import normalize_unit
+
+    values = [size] if isinstance(size, (int, float)) else size
+    if not isinstance(values, (list, tuple)) or len(values) not in (1, 2):
+        raise ValueError("a pixel size is one number or [y, x]")
+    check = _number(1e-12, 1e9)
+    try:
+        numbers = [check(v) for v in values]
+    except ValueError:
+        raise ValueError("a pixel size must be a positive number") from None
+    spelled = normalize_unit(unit) if isinstance(unit, str) else None
+    if spelled not in PIXEL_UNITS:
+        raise ValueError(f"the unit of a pixel size is one of {', '.join(PIXEL_UNITS)}")
+    return (numbers[0], numbers[-1]), spelled
+
+
 def _shown(value: Any) -> str:
     """A value as the notice shows it: short, on one line, control characters escaped."""
     try:

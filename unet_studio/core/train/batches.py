@@ -84,16 +84,18 @@ class RunData:
     def __init__(self, dataset: TrainingSet, config: TrainConfig, rng: np.random.Generator, device: torch.device,
                  channels_last: bool, crop: int) -> None:
         self.dataset, self.config, self.device, self.channels_last = dataset, config, device, channels_last
-        labels, self.version = dataset.snapshot()
-        self.split = split_validation(labels, config.val_fraction, rng)
-        train_labels = self._train_labels(labels)
+        # Validation is chosen among, and scored on, what a person painted: accepted predictions
+        # agree with the model by construction (they are still trained on).
+        labels, evidence, self.version = dataset.evidence_snapshot()
+        self.split = split_validation(evidence, config.val_fraction, rng)
+        train_labels = self._train_labels(labels, evidence)
         self.class_weights = self._class_weights(train_labels)
         self.sampler = PatchSampler(dataset.images, train_labels, border_maps(dataset, labels, config), crop,
                                     config.labelled_bias, rng, dataset.n_classes)
-        self.validator = Validator(dataset, self.split.val_items, labels, device)
+        self.validator = Validator(dataset, self.split.val_items, evidence, device)
 
-    def _train_labels(self, labels: list[np.ndarray]) -> list[np.ndarray]:
-        train_labels = self.split.train_labels(labels)
+    def _train_labels(self, labels: list[np.ndarray], evidence: list[np.ndarray]) -> list[np.ndarray]:
+        train_labels = self.split.train_labels(labels, evidence)
         if not any(lab.any() for lab in train_labels):
             raise DataError("no labelled pixel left for training after the validation split; "
                             "label more or lower the validation fraction")
@@ -110,13 +112,13 @@ class RunData:
 
     def refresh_labels(self) -> None:
         """Take the labels as they are now: sampler, class weights and validator follow them."""
-        labels, self.version = self.dataset.snapshot()
-        train_labels = self._train_labels(labels)
+        labels, evidence, self.version = self.dataset.evidence_snapshot()
+        train_labels = self._train_labels(labels, evidence)
         self.class_weights = self._class_weights(train_labels)
         self.sampler.set_labels(train_labels)
         if self.config.use_border_weights and self.dataset.instances is None:
             self.sampler.set_weights(border_maps(self.dataset, labels, self.config))
-        self.validator = Validator(self.dataset, self.split.val_items, labels, self.device)
+        self.validator = Validator(self.dataset, self.split.val_items, evidence, self.device)
 
     def batch(self, size: int, patch: int, out_patch: int, params: aug.AugmentParams | None,
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -50,12 +50,16 @@ class TrainingSet:
         Optional list of (Y, X) instance label images (0 = background, 1..N objects), used for the
         border weights of the paper. When None and border weights are asked for, the instances are the
         connected components of the last class (the "object" class, e.g. cell interiors).
+    accepted
+        Optional list of (Y, X) boolean masks (or None items): labelled pixels that came from an accepted
+        prediction and were not painted over since. They are trained on but never validated on: the
+        model agrees with them by construction (see :func:`split_validation`).
 
     ``update_labels`` and ``set_preview_image`` may be called from another thread while training runs;
     the training loop sees the new labels at its next step.
     """
 
-    def __init__(self, images, labels, n_classes: int, instances=None) -> None:
+    def __init__(self, images, labels, n_classes: int, instances=None, accepted=None) -> None:
         if len(images) != len(labels):
             raise DataError(f"{len(images)} images but {len(labels)} label images")
         if not images:
@@ -82,6 +86,10 @@ class TrainingSet:
             raise DataError(f"all images must have the same number of channels, got {sorted(channels)}")
         self.in_channels = channels.pop()
         self.instances = None if instances is None else [np.asarray(i) for i in instances]
+        accepted = [None] * len(self.labels) if accepted is None else list(accepted)
+        if len(accepted) != len(self.labels):
+            raise DataError(f"{len(accepted)} accepted-prediction masks for {len(self.labels)} label images")
+        self.accepted: list[np.ndarray | None] = [self._check_accepted(i, a) for i, a in enumerate(accepted)]
         self._preview: np.ndarray | None = None
 
     def _check_labels(self, index: int, label) -> np.ndarray:
@@ -95,6 +103,15 @@ class TrainingSet:
             raise DataError(f"item {index}: label values must be 0..{self.n_classes}")
         return np.ascontiguousarray(label, dtype=np.int64)
 
+    def _check_accepted(self, index: int, accepted) -> np.ndarray | None:
+        if accepted is None:
+            return None
+        accepted = np.asarray(accepted, dtype=bool)
+        if accepted.shape != self.labels[index].shape:
+            raise DataError(f"item {index}: accepted-prediction mask {accepted.shape} does not match the labels "
+                            f"{self.labels[index].shape}")
+        return np.ascontiguousarray(accepted) if accepted.any() else None
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -103,11 +120,16 @@ class TrainingSet:
         """Incremented by every :meth:`update_labels` (the trainer refreshes its caches on change)."""
         return self._version
 
-    def update_labels(self, index: int, labels) -> None:
-        """Replace the labels of item ``index`` (thread-safe)."""
+    def update_labels(self, index: int, labels, accepted=None) -> None:
+        """Replace the labels of item ``index`` and its accepted-prediction mask (None: none) (thread-safe)."""
         checked = self._check_labels(index, labels)
+        mask = None if accepted is None else np.asarray(accepted, dtype=bool)
+        if mask is not None and mask.shape != checked.shape:
+            raise DataError(f"item {index}: accepted-prediction mask {mask.shape} does not match the labels "
+                            f"{checked.shape}")
         with self._lock:
             self.labels[index] = checked
+            self.accepted[index] = None if mask is None or not mask.any() else np.ascontiguousarray(mask)
             self._version += 1
 
     def set_preview_image(self, image) -> None:
@@ -129,6 +151,14 @@ class TrainingSet:
         """The current label images (the list is a copy; arrays are replaced, never mutated) and version."""
         with self._lock:
             return list(self.labels), self._version
+
+    def evidence_snapshot(self) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """(labels, evidence, version): the current labels, and the same with every accepted-prediction
+        pixel set to 0 (what a person painted: the only labels a model may be validated on)."""
+        with self._lock:
+            labels, accepted, version = list(self.labels), list(self.accepted), self._version
+        evidence = [lab if mask is None else np.where(mask, 0, lab) for lab, mask in zip(labels, accepted)]
+        return labels, evidence, version
 
     def class_counts(self, labels: list[np.ndarray] | None = None) -> np.ndarray:
         """Labelled pixels per class, shape (K,)."""
@@ -248,15 +278,22 @@ class Split:
     held_out: set[int]  # images whose labels are all for validation
     val_items: list[tuple[int, tuple[slice, slice]]]  # (image index, window) scored at validation
 
-    def train_labels(self, labels: list[np.ndarray]) -> list[np.ndarray]:
-        """The labels with every validation part set to 0 (unlabelled)."""
+    def train_labels(self, labels: list[np.ndarray], evidence: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The labels with every validation part set to 0 (unlabelled).
+
+        With ``evidence`` (the labels a person painted, see :meth:`TrainingSet.evidence_snapshot`) only
+        those are taken out: accepted-prediction pixels of validation parts are still trained on.
+        """
         out = list(labels)
         for i in self.held_out:
-            out[i] = np.zeros_like(labels[i])
+            out[i] = np.zeros_like(labels[i]) if evidence is None else np.where(evidence[i] > 0, 0, labels[i])
         for i, window in self.val_items:
             if i not in self.held_out:
                 masked = out[i].copy()
-                masked[window] = 0
+                if evidence is None:
+                    masked[window] = 0
+                else:
+                    masked[window][evidence[i][window] > 0] = 0
                 out[i] = masked
         return out
 
@@ -269,6 +306,10 @@ def split_validation(labels: list[np.ndarray], val_fraction: float, rng: np.rand
     training); otherwise the annotated tiles of side ``tile`` are split. Validation regions are
     unlabelled in the training labels (:meth:`Split.train_labels`), so no annotated pixel is used
     for both.
+
+    ``labels`` are the labels a validation may use: pass the evidence of
+    :meth:`TrainingSet.evidence_snapshot` (accepted-prediction pixels removed), so that an image or a
+    tile that only holds accepted predictions is never chosen for validation.
     """
     if val_fraction <= 0:
         return Split(set(), [])

@@ -6,6 +6,9 @@ Label conventions (see :func:`map_label_values`):
   The loss ignores unannotated pixels, so a few painted strokes train on those strokes only.
 * **dense**: every distinct value is a class (a 0/255 mask gives two classes, and predictions are
   written back as 0/255).
+* **instances** (0 background, 1..N objects): by default three classes, background (value 0), object
+  interior (1) and object boundary (2), so that the model separates touching objects
+  (:func:`~unet_studio.core.predict.instance_classes`); or background/foreground (0/1).
 
 Inside the core a label image is always ``int64``-compatible with 0 = unlabelled and 1..K = class K;
 ``class_values[k - 1]`` is the value class ``k`` had in the files.
@@ -20,6 +23,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import list_images, normalize_percentile, pixel_warning, read_image, read_labels, require_memory
+from ..predict import INSTANCE_MODES, THREE_CLASS_NAMES, instance_classes
 from .data import TrainingSet
 
 log = logging.getLogger(__name__)
@@ -54,18 +58,20 @@ def _class_values_of(raw_labels: list[np.ndarray]) -> np.ndarray:
     return np.unique(np.concatenate(uniques)) if uniques else np.zeros(0, np.int64)
 
 
-def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None,
-                     instances: bool = False) -> tuple[list[np.ndarray], list[int]]:
+def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None, instances: bool = False,
+                     instance_output: str = "three_class") -> tuple[list[np.ndarray], list[int]]:
     """Map raw label images to 0 = unlabelled, 1..K; return them and ``class_values`` (K values).
 
     ``unlabelled=None`` (dense): every distinct value is a class. ``unlabelled=V`` (sparse): pixels
     equal to V are ignored and the other values are classes. ``instances=True``: instance images
-    (0 background, 1..N objects) become background (class 1, value 0) and foreground (class 2, value 1).
+    (0 background, 1..N objects) become, with ``instance_output="three_class"``, background (class 1,
+    value 0), object interior (class 2, value 1) and object boundary (class 3, value 2; see
+    :func:`~unet_studio.core.predict.instance_classes`), with ``"distance"`` background (class 1, value 0)
+    and foreground (class 2, value 1).
     Raises :class:`DataError` for values outside :data:`LABEL_VALUE_RANGE` (never wrapped).
     """
     if instances:
-        mapped = [np.where(np.asarray(lab) > 0, 2, 1).astype(np.int64) for lab in raw_labels]
-        return mapped, [0, 1]
+        return _instance_targets(raw_labels, instance_output)
     values = _class_values_of(raw_labels)
     if unlabelled is not None:
         values = values[values != unlabelled]
@@ -88,6 +94,24 @@ def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None
         out[values[index] != lab] = 0
         mapped.append(out)
     return mapped, class_values
+
+
+def _instance_targets(raw_labels: list[np.ndarray], instance_output: str) -> tuple[list[np.ndarray], list[int]]:
+    """Training targets (1..K) and class values of instance images, for ``instance_output``."""
+    if instance_output not in INSTANCE_MODES:
+        raise DataError(f"instance_output must be one of {', '.join(INSTANCE_MODES)}, got {instance_output!r}")
+    if instance_output == "distance":
+        return [np.where(np.asarray(lab) > 0, 2, 1).astype(np.int64) for lab in raw_labels], [0, 1]
+    objects = []
+    for lab in raw_labels:
+        lab = np.asarray(lab)
+        if lab.dtype.kind not in "biu":  # whole numbers stored as floats are fine
+            if lab.dtype.kind != "f" or not (np.isfinite(lab).all() and (lab == np.round(lab)).all()):
+                raise DataError(f"instance label images must hold whole numbers (one per object), got {lab.dtype} "
+                                "values with fractions; save them as 16- or 32-bit integer images")
+            lab = lab.astype(np.int64)
+        objects.append(lab)
+    return [instance_classes(lab).astype(np.int64) + 1 for lab in objects], [0, 1, 2]
 
 
 def image_stem(path: Path) -> str:
@@ -192,11 +216,12 @@ def read_label_slices(path: Path) -> list[np.ndarray]:
     return [array] if array.ndim == 2 else list(array)
 
 
-def load_folder(images_dir, labels_dir, unlabelled: int | None = None,
-                instances: bool = False) -> tuple[TrainingSet, list[int], list[str]]:
+def load_folder(images_dir, labels_dir, unlabelled: int | None = None, instances: bool = False,
+                instance_output: str = "three_class") -> tuple[TrainingSet, list[int], list[str]]:
     """Load paired folders into a :class:`TrainingSet`; return it, the class values and class names.
 
-    Stacks become one item per slice; a single 2D label image may not pair with a stack.
+    Stacks become one item per slice; a single 2D label image may not pair with a stack. Instance label
+    images (``instances``) become the classes ``instance_output`` says (see :func:`map_label_values`).
     Raises :class:`DataError` (unpaired files, shapes that differ, no labelled pixel) or
     :class:`ImageReadError` (unreadable files) with a one-line message.
     """
@@ -214,9 +239,12 @@ def load_folder(images_dir, labels_dir, unlabelled: int | None = None,
                             "the label image was made for this image (and not cropped or scaled)")
         images.extend(slices)
         raw.extend(label_slices)
-    labels, class_values = map_label_values(raw, unlabelled, instances)
+    labels, class_values = map_label_values(raw, unlabelled, instances, instance_output)
     if not any(lab.any() for lab in labels):
         raise DataError("no labelled pixel at all in the label images")
-    names = ["background", "foreground"] if instances else [f"value {v}" for v in class_values]
+    if instances:
+        names = list(THREE_CLASS_NAMES) if len(class_values) == 3 else ["background", "foreground"]
+    else:
+        names = [f"value {v}" for v in class_values]
     instance_images = [np.asarray(r) for r in raw] if instances else None
     return TrainingSet(images, labels, len(class_values), instances=instance_images), class_values, names

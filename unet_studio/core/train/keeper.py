@@ -19,6 +19,7 @@ import torch
 
 from ..config import DEFAULT_NORMALIZATION, ModelConfig, TrainConfig
 from ..model import ModelInfo, UNet, save_model
+from ..predict import INSTANCE_OUTPUT_KEY, instance_output_description
 from .progress import Calibrator
 from .validation import Validator, calibration_allowed
 
@@ -155,6 +156,8 @@ class RunOrigin:
         extra.update({"steps": steps, "stop_reason": stop_reason,
                       "resumed_from": str(self.init_from) if self.init_from else extra.get("resumed_from"),
                       "patch_size": self.patch, "batch_size": batch_size})
+        if self.config.instance_output == "three_class":  # predict --instances reads how to make objects here
+            extra[INSTANCE_OUTPUT_KEY] = instance_output_description()
         normalization = (self.previous.normalization if self.previous is not None
                          else dict(DEFAULT_NORMALIZATION))
         return ModelInfo(model_config=self.model_config, class_values=self.class_values,

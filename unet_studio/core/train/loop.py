@@ -307,7 +307,7 @@ class _Trainer:
         eta = (self.total - self.step) * step_time
         if cfg.time_limit_s is not None:
             eta = min(eta, max(cfg.time_limit_s - elapsed, 0.0))
-        return TrainProgress(step=self.step, total_steps=self.total,
+        return TrainProgress(step=self.step, total_steps=self.total, time_limit_s=cfg.time_limit_s,
                              epoch=(self.step - 1) // cfg.steps_per_epoch + 1, loss=loss, lr=self.lr,
                              samples_per_s=rate, elapsed_s=elapsed, eta_s=eta, val=val, best_score=self.best.score,
                              is_best=is_best, preview=preview, device=self.description,
@@ -320,16 +320,21 @@ class _Trainer:
         train_loss = float(self.loss_sum) / max(self.loss_count, 1)
         entry = {"step": self.step_offset + self.step, "epoch": (self.step - 1) // cfg.steps_per_epoch + 1,
                  "loss": train_loss, "lr": self.lr, "elapsed_s": round(elapsed, 3)}
-        val, is_best = None, False
-        if self.data.validator:
-            val = self.data.validator.evaluate(self.model, self.dataset.n_classes, self.data.class_weights,
-                                              self.autocast)
+        validator = self.data.validator
+        why = (validator.shortfall(self.dataset.n_classes, cfg.min_val_pixels_per_class, self.origin.class_names)
+               if cfg.val_fraction > 0
+               else "validation is off (validation fraction 0)")
+        val, is_best = {"enough": why is None, "reason": why, **validator.describe()}, False
+        entry["val_pixels"] = val["pixels"]
+        if why is None:
+            val.update(validator.evaluate(self.model, self.dataset.n_classes, self.data.class_weights, self.autocast))
             entry.update({"val_loss": val["loss"], "mean_f1": val["mean_f1"], "mean_iou": val["mean_iou"],
                           "f1": val["f1"], "iou": val["iou"]})
-            is_best = self.best.is_best(val["mean_f1"], val["loss"], self.upright,
-                                        self.data.validator.labelled_fraction)
-        elif math.isfinite(train_loss):
-            is_best = True  # no validation data: the latest model is the one to keep
+            is_best = self.best.is_best(val["mean_f1"], val["loss"], self.upright, validator.labelled_fraction)
+        else:
+            # No score worth the name: the latest model is the one to keep, never a meaningless "best".
+            val.update({"mean_f1": None, "mean_iou": None, "f1": None, "iou": None, "loss": None})
+            is_best = math.isfinite(train_loss)
         self.history.append(entry)
         if is_best:
             self.keeper.keep(self.model)

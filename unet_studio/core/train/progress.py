@@ -23,7 +23,11 @@ class TrainProgress:
     all runs of a resumed model. ``val`` is None between evaluations, else a dict with per-class
     lists "iou" and "f1" (None for a class absent from the validation labels), "mean_iou",
     "mean_f1" and "loss". ``preview`` is the (K, Y, X) softmax of the dataset's preview image, now
-    and then.
+    and then. An evaluation's ``val`` also says what it was computed on: "enough" (False when the held-out
+    labels cannot support a score: then "reason" says why and the scores are None), "pixels" (held-out
+    labelled pixels), "class_pixels" (per class) and "items" (the training-set items they lie in).
+    ``time_limit_s`` is the run's time limit (None: none): with it the run ends at whichever of
+    ``total_steps`` and the limit comes first.
     """
 
     step: int
@@ -44,6 +48,24 @@ class TrainProgress:
     model_dir: Path | None = None
     batch_size: int = 0
     notice: str | None = None  # e.g. the batch was made smaller after an out-of-memory error
+    time_limit_s: float | None = None
+
+    def time_bound(self) -> bool:
+        """Whether the time limit, not the number of steps, is what ends (or ended) this run."""
+        if not self.time_limit_s:
+            return False
+        if self.done:
+            return self.stop_reason == "time limit reached"
+        if self.step <= 0 or self.elapsed_s <= 0:
+            return True  # nothing measured yet: the time is all one knows
+        steps_in_limit = self.step * self.time_limit_s / self.elapsed_s
+        return steps_in_limit < self.total_steps
+
+    def fraction_done(self) -> float:
+        """How far the run is, 0..1: by time when the time limit ends it, else by steps."""
+        if self.time_bound():
+            return min(max(self.elapsed_s / self.time_limit_s, 0.0), 1.0)
+        return min(max(self.step / max(self.total_steps, 1), 0.0), 1.0)
 
 
 def learning_rate(config: TrainConfig, progress: float, step: int) -> float:

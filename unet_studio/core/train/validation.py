@@ -2,8 +2,11 @@
 
 The trainer (:mod:`.loop`) evaluates its model on the validation windows (:class:`Validator`) every
 ``eval_every`` steps: per-class IoU and F1 from a confusion matrix of the labelled pixels, and the masked
-loss. At the end of a two-class run it chooses per-class thresholds (:func:`calibrate_thresholds`) on the
-softmax of the labelled validation pixels.
+loss. A score is only given when the held-out labels can support one (:meth:`Validator.shortfall`):
+every class needs ``min_val_pixels_per_class`` held-out labelled pixels; otherwise the report says why
+and the run keeps its latest model. The labels are those a person painted: accepted predictions are left
+out before the split (:meth:`~.data.TrainingSet.evidence_snapshot`). At the end of a two-class run it
+chooses per-class thresholds (:func:`calibrate_thresholds`) on the softmax of the labelled validation pixels.
 """
 
 from __future__ import annotations
@@ -80,7 +83,11 @@ def scores_from_confusion(confusion: np.ndarray) -> dict:
 
 
 class Validator:
-    """Validation windows with some context, on the device, and their scoring."""
+    """Validation windows with some context, on the device, and their scoring.
+
+    ``labels`` are the labels a person painted (accepted predictions removed: see
+    :meth:`~.data.TrainingSet.evidence_snapshot`); ``items`` are (dataset index, window) pairs.
+    """
 
     CONTEXT = 32
 
@@ -100,6 +107,34 @@ class Validator:
         self.labelled_pixels = int(sum(np.count_nonzero(w) for w in windows))
         total = sum(w.size for w in windows)
         self.labelled_fraction = self.labelled_pixels / total if total else 0.0
+        n_values = max([int(w.max()) + 1 for w in windows if w.size] + [1])
+        counts = sum((np.bincount(w.ravel(), minlength=n_values) for w in windows), np.zeros(n_values, np.int64))
+        self.class_pixels = [int(c) for c in counts[1:]]  # held-out labelled pixels of class 1, 2, ...
+        self.item_indices = sorted({index for (index, _), w in zip(items, windows) if np.count_nonzero(w)})
+
+    def shortfall(self, n_classes: int, min_pixels: int, class_names=None) -> str | None:
+        """Why these held-out labels cannot support a score (None when they can); ``class_names`` name
+        the classes in the answer ("class k" without them).
+
+        Every class must have ``min_pixels`` held-out labelled pixels: a class missing from the held-out
+        part makes the mean F1 that of the other classes alone (1.000 when the model paints everything
+        background), and a few strokes of a class score its easy middle, not the model.
+        """
+        if not self.items or self.labelled_pixels == 0:
+            return "no painted labels could be held out: paint on another slice or image too"
+        counts = list(self.class_pixels[:n_classes]) + [0] * max(0, n_classes - len(self.class_pixels))
+        short = [k for k, count in enumerate(counts) if count < min_pixels]
+        if not short:
+            return None
+        names = list(class_names or [])
+        named = ", ".join(f"{names[k] if k < len(names) else f'class {k + 1}'}: {counts[k]:,} px" for k in short)
+        return f"held out {named}; each class needs {min_pixels:,}"
+
+    def describe(self) -> dict:
+        """What a score is computed on: held-out labelled pixels (all, per class, and as a share of the
+        held-out windows: small for strokes), and the dataset items they lie in."""
+        return {"pixels": self.labelled_pixels, "class_pixels": list(self.class_pixels),
+                "items": list(self.item_indices), "labelled_fraction": self.labelled_fraction}
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -176,6 +211,8 @@ def calibrate_thresholds(probs: np.ndarray, truth: np.ndarray, gain: float = 1e-
 def calibration_allowed(validator: Validator, n_classes: int, config: TrainConfig) -> bool:
     """Whether thresholds may be chosen on this validation data (two classes, enough full-mask pixels)."""
     if not validator or n_classes != 2:
+        return False
+    if validator.shortfall(n_classes, config.min_val_pixels_per_class) is not None:
         return False
     if validator.labelled_pixels < config.calibration_min_pixels:
         # One held-out 512x512 ISBI slice (262k pixels) gave thresholds that moved test F1 by -0.005

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +105,46 @@ class PredictionController(QtCore.QObject):
             return [(session.current_index, list(range(session.current.n_slices)))]
         return [(i, list(range(state.n_slices))) for i, state in enumerate(session.images)]
 
+    def scope_choices(self) -> list[tuple[str, str]]:
+        """(scope, what it runs on, in words) for "Predict all": this slice, this stack, all images."""
+        session, state = self.session, self.session.current
+        if state is None:
+            return []
+        if state.n_slices > 1:
+            choices = [("slice", f"This slice ({state.name}, slice {session.current_slice + 1} of {state.n_slices})"),
+                       ("image", f"This stack ({state.name}, all {state.n_slices} slices)")]
+        else:
+            choices = [("image", f"This image ({state.name})")]
+        if len(session.images) > 1:
+            total = sum(image.n_slices for image in session.images)
+            choices.append(("all", f"All {len(session.images)} images of the project ({total} slices)"))
+        return choices
+
+    def predict_chosen(self, choose) -> None:
+        """Predict the images the person chooses ("Predict all"), saying which they are.
+
+        With one image in the project, all its slices are predicted without a question; with several,
+        ``choose(title, text, options, default)`` (a dialog; tests pass a function) returns one of the
+        options of :meth:`scope_choices` (all images by default) or None to cancel. Raises
+        UNetStudioError when there is no model.
+        """
+        if self.is_running():
+            return
+        self._model_dir()  # no model: say so before asking anything
+        choices = self.scope_choices()
+        if not choices:
+            return
+        if len(self.session.images) == 1:
+            self.predict("image")
+            return
+        names = [image.name for image in self.session.images]
+        listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        answer = choose("Predict which images?", f"Run the project's model on which images?\n\nImages of the "
+                        f"project: {listed}.", [text for _, text in choices], choices[-1][1])
+        scope = next((scope for scope, text in choices if text == answer), None)
+        if scope is not None:
+            self.predict(scope)
+
     def _model_dir(self) -> Path:
         model_dir = self.session.model_dir
         if model_dir is None:
@@ -159,9 +199,10 @@ class PredictionController(QtCore.QObject):
         config = _export_config(what)
         model_dir = self._model_dir() if config.outputs or "model" in what else None
         n_classes = len(session.classes)
-        jobs = []
+        jobs, calibration = [], {}
         for image_index, slices in self.targets("all" if scope == "all" else "image"):
             state = session.images[image_index]
+            calibration[state.name] = {"pixel_size": state.entry.pixel_size, "unit": state.entry.unit}
             jobs.append((state.name, state.entry.path, len(slices),
                          state.labels.data.copy() if "annotations" in what else None))
         total = max(sum(job[2] for job in jobs), 1)
@@ -182,7 +223,8 @@ class PredictionController(QtCore.QObject):
                     if config.outputs:
                         if model is None:
                             model, info = _load_model(model_dir, n_classes)
-                        for step in export_image(model, info, stack, folder, name, config,
+                        for step in export_image(model, info, stack, folder, name,
+                                                 replace(config, **calibration[name]),
                                                  InferConfig(thresholds=use, tta=tta)):
                             yield _Step(base + step.fraction * n_slices, total, name)
                 base += n_slices

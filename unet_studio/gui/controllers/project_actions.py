@@ -1,8 +1,8 @@
 """The project workflow of the window: open images and projects, save, export, close safely.
 
 :class:`ProjectActions` talks to the session and the controllers, and to the person through a
-``prompts`` object (the main window) with ``ask``, ``choose_folder`` and ``show_error``: the tests
-replace those to answer questions without modal dialogs.
+``prompts`` object (the main window) with ``ask``, ``choose``, ``choose_folder``, ``choose_files``,
+``show_error`` and ``show_status``: the tests replace those to answer questions without modal dialogs.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from PySide6 import QtCore, QtWidgets
 
 from ...core import project as proj
 from ...core.errors import UNetStudioError
+from ..label_import import import_label_file
+from ..panels.import_labels_dialog import ask_label_mapping
 
 log = logging.getLogger(__name__)
 
 Button = QtWidgets.QMessageBox.StandardButton
 IMAGE_FILTER = "Images (*.tif *.tiff *.png *.jpg *.jpeg *.bmp);;All files (*)"
+NEW_PROJECT = "Open in a new project"
+ADD_TO_PROJECT = "Add to this project"
 
 
 class ProjectActions(QtCore.QObject):
@@ -30,6 +34,8 @@ class ProjectActions(QtCore.QObject):
         super().__init__(parent_widget)
         self.session, self.training, self.prediction = session, training, prediction
         self.view_state, self.prompts, self.parent_widget = view_state, prompts, parent_widget
+        # Asks how a label image's values become classes (tests put a function of their own here).
+        self.label_mapping_chooser = lambda request: ask_label_mapping(request, parent_widget)
 
     def open_image(self, path: Path) -> None:
         from ...core import io
@@ -47,11 +53,13 @@ class ProjectActions(QtCore.QObject):
             self.prompts.show_error("Check this image", "\n".join(problems))
 
     def import_labels(self, path: Path) -> None:
-        """Put a label image into the current image (see :meth:`LabelEditing.import_labels`), or say why not."""
+        """Put a label image into the current image (see :func:`.label_import.import_label_file`), or say why not."""
         try:
-            self.session.editing.import_labels(path)
+            done = import_label_file(self.session, path, self.label_mapping_chooser)
         except UNetStudioError as exc:
             self.prompts.show_error("Cannot import labels", str(exc))
+            return
+        self.parent_widget.statusBar().showMessage(done or "Import cancelled: nothing changed", 10000)
 
     def import_labels_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self.parent_widget, "Import labels for this image",
@@ -60,11 +68,74 @@ class ProjectActions(QtCore.QObject):
             self.import_labels(Path(path))
 
     def open_paths(self, paths: list) -> None:
+        """Open what the person dropped or chose: project folders, and images (see :meth:`open_images`)."""
+        images = []
         for path in map(Path, paths):
             if path.is_dir() and proj.is_project_folder(path):
                 self.open_project(path)
             else:
-                self.open_image(path)
+                images.append(path)
+        self.open_images(images)
+
+    def open_image_dialog(self) -> None:
+        """File > Open Image: choose image files and open them (see :meth:`open_images`)."""
+        self.open_images(self.prompts.choose_files("Open image"))
+
+    def open_images(self, paths: list) -> None:
+        """Open images the person chose: into this project, or into a new one when they are of another kind.
+
+        An image of the kind of the project's images (:mod:`..image_kind`) is added to the project, as
+        ilastik adds images to a project's input data and napari adds layers to its viewer: training on
+        several images of one kind is the usual way. An image of another kind (channels, integer or float
+        pixels, size, pixel size) is offered a new project (the default), since one project trains one
+        model with one set of classes. An untouched untitled project (the sample shown at start, nothing
+        painted or trained) is replaced without asking.
+        """
+        paths = [Path(path) for path in paths]
+        if not paths:
+            return
+        where = self._where_to_open(paths[0])
+        if where is None:
+            return
+        if where == "new":
+            if not self.release_project():
+                return
+            self.session.new_untitled_project()
+        for path in paths:
+            self.open_image(path)
+        if where == "new" and self.session.images:
+            self.prompts.show_status(f"Opened {paths[0].name} in a new untitled project (File > Save Project to "
+                                     "choose its folder)")
+
+    def _where_to_open(self, path: Path) -> str | None:
+        """"add", "new" or None (the person cancelled) for opening ``path`` now."""
+        from ...core import io
+        from ...resources import sample_image_path
+        from ..image_kind import ImageKind, kind_differences
+
+        session = self.session
+        if not session.images or any(state.entry.path == path.resolve() for state in session.images):
+            return "add"
+        untouched = session.is_untitled and not session.has_labels() and session.model_dir is None
+        if untouched and all(state.entry.path == sample_image_path().resolve() for state in session.images):
+            return "new"  # the sample shown at start, untouched: the person's own image replaces it
+        try:
+            with io.read_image(path) as stack:
+                new = ImageKind.of_stack(stack)
+        except (UNetStudioError, OSError):
+            return "add"  # open_image says what is wrong with the file
+        kinds = [ImageKind.of_stack(state.stack) for state in session.images]
+        differences = [kind_differences(new, kind) for kind in kinds]
+        if any(not found for found in differences):
+            self.prompts.show_status(f"{path.name} added to this project (same kind as its images: "
+                                     f"{new.describe()})")
+            return "add"
+        project = "this untitled project" if session.is_untitled else f"the project '{session.folder.name}'"
+        choice = self.prompts.choose(
+            "Open image", f"{path.name} is of another kind than the images of {project}: "
+            f"{'; '.join(differences[0])}.\n\nA project trains one model with one set of classes: an image of "
+            "another kind usually belongs in a project of its own.", [NEW_PROJECT, ADD_TO_PROJECT], NEW_PROJECT)
+        return {NEW_PROJECT: "new", ADD_TO_PROJECT: "add"}.get(choice)
 
     def open_project(self, folder: Path, tell_about_crash: bool = True) -> bool:
         if not self.release_project():
@@ -167,8 +238,18 @@ class ProjectActions(QtCore.QObject):
             menu.addAction("(none)").setEnabled(False)
 
     def add_images_dialog(self) -> None:
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.parent_widget, "Add images", str(Path.home()), IMAGE_FILTER)
-        self.open_paths(paths)
+        """File > Add Images: add the chosen images to this project (the person said so: no question of kind)."""
+        for path in self.prompts.choose_files("Add images to this project"):
+            self.open_image(Path(path))
+
+    def save(self) -> bool:
+        """File > Save: write the project in its folder; the first Save of an untitled project asks where.
+
+        (Autosave keeps an untitled project's work in a recovery folder; that is no place the person chose.)
+        """
+        if self.session.is_untitled:
+            return self.save_as_dialog()
+        return self.session.save_now()
 
     def save_as_dialog(self) -> bool:
         """Ask for a folder and save the project there; a refused folder is explained and the question asked

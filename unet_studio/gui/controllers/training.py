@@ -19,6 +19,7 @@ from PySide6 import QtCore
 
 from ...core.errors import DataError
 from ..session import Session
+from .training_outcome import RunRecord, describe_items, model_stamp
 from .training_request import TrainingRequest
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
@@ -47,7 +48,7 @@ class _Progress:
 class _TrainingJob:
     """Everything one training run needs, copied on the GUI thread; :meth:`run` is the worker's generator."""
 
-    snapshot: list              # (image index, slice index, path, copy of the labels)
+    snapshot: list              # (image index, slice index, path, copy of the labels, accepted flags or None)
     preview: tuple | None       # ((image index, slice index), normalised image) of the visible slice
     request: TrainingRequest
     class_names: list[str]
@@ -60,17 +61,18 @@ class _TrainingJob:
         from ...core import io
         from ...core.train import TrainingSet
 
-        images, labels, stacks = [], [], {}
+        images, labels, accepted, stacks = [], [], [], {}
         try:
-            for _, slice_index, path, label in self.snapshot:
+            for _, slice_index, path, label, flags in self.snapshot:
                 if path not in stacks:
                     stacks[path] = io.read_image(path)
                 images.append(io.normalize_percentile(stacks[path].get_slice(slice_index)))
                 labels.append(label)
+                accepted.append(flags)
         finally:
             for stack in stacks.values():
                 stack.close()
-        dataset = TrainingSet(images, labels, len(self.class_names))
+        dataset = TrainingSet(images, labels, len(self.class_names), accepted=accepted)
         if self.preview is not None:
             dataset.set_preview_image(self.preview[1])
         return dataset
@@ -80,7 +82,7 @@ class _TrainingJob:
         from ...core.train import train
 
         dataset = self._dataset()
-        yield _DatasetReady(dataset, [(i, s) for i, s, _, _ in self.snapshot])
+        yield _DatasetReady(dataset, [(i, s) for i, s, *_ in self.snapshot])
         n_classes = len(self.class_names)
         model_config, train_config = self.request.configs(dataset.in_channels, n_classes)
         train_config = train_config.replace(num_threads=gui_compute_threads())
@@ -116,6 +118,7 @@ class TrainingController(QtCore.QObject):
     preview_shown = QtCore.Signal(int, int)    # image index, slice index
     finished = QtCore.Signal(bool)             # True when a model was written
     failed = QtCore.Signal(str, str)           # message, details
+    ended = QtCore.Signal(object)              # TrainingOutcome, after finished
 
     def __init__(self, session: Session, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +132,7 @@ class TrainingController(QtCore.QObject):
         self._preview_sources: list[tuple[np.ndarray, tuple[int, int]]] = []
         self._start_key: tuple[int, int] | None = None
         self._model_written = False
+        self._run = RunRecord()
         self._push_timer = QtCore.QTimer(self)
         self._push_timer.setSingleShot(True)
         self._push_timer.setInterval(PUSH_LABELS_MS)
@@ -163,9 +167,11 @@ class TrainingController(QtCore.QObject):
         self._start_key = None if preview is None else preview[0]
         self._pushed_versions = {i: session.images[i].labels.version for i in range(len(session.images))}
         self._model_written = False
+        self._run = RunRecord(model_stamp=model_stamp(out_dir))
         log.info("training on %d slices into %s", len(snapshot), folder)
         self.worker = GeneratorWorker(job.run, self)
         self.worker.yielded.connect(self._on_item)
+        self.worker.errored.connect(self._run.fail)
         self.worker.errored.connect(self.failed)
         self.worker.finished.connect(self._on_finished)
         self.worker.start()
@@ -180,11 +186,11 @@ class TrainingController(QtCore.QObject):
         for image_index, state in enumerate(session.images):
             for slice_index in state.labelled_slices():
                 snapshot.append((image_index, slice_index, state.entry.path,
-                                 state.labels.data[slice_index].copy()))
+                                 state.labels.data[slice_index].copy(), state.labels.accepted_slice(slice_index)))
         if not snapshot:
             raise DataError("nothing to train on yet: paint some pixels of each class first")
         painted = np.zeros(len(session.classes) + 1, bool)
-        for *_, labels in snapshot:
+        for *_, labels, _ in snapshot:
             painted[np.unique(labels)] = True
         if painted[1:].sum() < 2:
             raise DataError("paint at least two different classes (e.g. background and foreground) before training")
@@ -246,7 +252,7 @@ class TrainingController(QtCore.QObject):
             labels = state.labels.data[slice_index].copy()
             # Classes added while training runs are unknown to this run: their pixels wait for the next.
             labels[labels > self._dataset.n_classes] = 0
-            self._dataset.update_labels(index, labels)
+            self._dataset.update_labels(index, labels, state.labels.accepted_slice(slice_index))
         self._pushed_versions = {i: s.labels.version for i, s in enumerate(self.session.images)}
 
     # ------------------------------------------------------------------ worker signals
@@ -263,6 +269,9 @@ class TrainingController(QtCore.QObject):
         progress = item.progress
         if progress.done and progress.model_dir is not None:
             self._model_written = True
+        self._run.record(progress)
+        if progress.val is not None:
+            progress.val["where"] = describe_items(self.session, self._items, progress.val.get("items") or [])
         preview = getattr(progress, "preview", None)
         key = next((k for image, k in self._preview_sources if image is item.source), None)
         if preview is not None and key is not None:
@@ -281,3 +290,4 @@ class TrainingController(QtCore.QObject):
         written = self._model_written or self.session.model_dir is not None
         self.session.notify_model_changed()
         self.finished.emit(written)
+        self.ended.emit(self._run.outcome(self.session.project.model_dir))

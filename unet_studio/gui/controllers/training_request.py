@@ -4,6 +4,7 @@ training controller turns it into the core's configurations, the project file st
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from ...core.config import ModelConfig, TrainConfig
 from ...core.errors import ConfigError
@@ -59,3 +60,39 @@ class TrainingRequest:
                 except (ConfigError, TypeError, ValueError):
                     continue
         return request
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """How a training run ended, for the Training panel to state.
+
+    Parameters
+    ----------
+    state
+        "done" (the run ended by itself: ``reason`` says how), "stopped" (the person stopped it) or
+        "failed" (an error: ``reason`` is its message).
+    steps
+        Steps this run made.
+    model_dir
+        The model folder this run wrote, or None when it wrote nothing.
+    reason
+        The run's stop reason or error message.
+    """
+
+    state: str
+    steps: int = 0
+    model_dir: Path | None = None
+    reason: str | None = None
+
+    def text(self) -> str:
+        """One line for the person: what happened and where the model is."""
+        saved = f"model saved to {self.model_dir}" if self.model_dir is not None else "nothing saved"
+        if self.state == "done":
+            return f"Done after {_steps(self.steps)} ({self.reason or 'finished'}): {saved}"
+        if self.state == "stopped":
+            return f"Stopped after {_steps(self.steps)}: {saved}" if self.steps else f"Stopped: {saved}"
+        return f"Training failed: {saved}"
+
+
+def _steps(count: int) -> str:
+    return f"{count} step" if count == 1 else f"{count} steps"

@@ -84,7 +84,7 @@ class OverlayPanel(QtWidgets.QWidget):
         self.accept_button = QtWidgets.QPushButton("Accept prediction")
         self.accept_button.setToolTip("Copy the prediction of the current slice into the labels")
         self.predict_all_button = QtWidgets.QPushButton("Predict all")
-        self.predict_all_button.setToolTip("Predict every slice of every image in the background")
+        self.predict_all_button.setToolTip("Predict this slice, this stack or all images (you choose)")
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.progress_bar = QtWidgets.QProgressBar()
         self.progress_bar.setRange(0, 1)

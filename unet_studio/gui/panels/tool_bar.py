@@ -10,7 +10,8 @@ TOOL_TEXT = {"brush": "Brush", "eraser": "Eraser", "fill": "Fill", "picker": "Pi
 TOOL_TIPS = {
     "brush": "Paint the selected class (left drag); pan with the middle button or Space/Ctrl + drag",
     "eraser": "Erase labels back to unlabelled",
-    "fill": "Flood-fill the clicked region with the selected class",
+    "fill": "Fill the clicked region with the selected class: on unlabelled pixels, the connected region of "
+            "similar intensity (Tolerance); on a label, that connected label",
     "picker": "Pick the class under the cursor",
 }
 
@@ -39,7 +40,7 @@ class PaintToolBar(QtWidgets.QToolBar):
         self.size_spin = QtWidgets.QSpinBox()
         self.size_spin.setRange(1, 400)
         self.size_spin.setSuffix(" px")
-        self.size_spin.setToolTip("Brush diameter ([ smaller, ] larger)")
+        self.size_spin.setToolTip("Brush diameter ([ smaller, ] larger; also Ctrl+wheel or Shift+drag on the image)")
         self.size_spin.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
         self.smaller_action = QtGui.QAction("−", self)
         self.smaller_action.setShortcut(QtGui.QKeySequence("["))
@@ -52,6 +53,7 @@ class PaintToolBar(QtWidgets.QToolBar):
         self.addAction(self.smaller_action)
         self.addWidget(self.size_spin)
         self.addAction(self.larger_action)
+        self._add_tolerance(tools)
 
         self.size_spin.valueChanged.connect(tools.set_brush_size)
         tools.brush_size_changed.connect(self._show_size)
@@ -59,9 +61,29 @@ class PaintToolBar(QtWidgets.QToolBar):
         self._show_size(tools.brush_size)
         self._show_tool(tools.tool)
 
+    def _add_tolerance(self, tools: PaintTools) -> None:
+        """The fill tolerance, shown while the fill tool is active (its only option)."""
+        self.tolerance_spin = QtWidgets.QSpinBox()
+        self.tolerance_spin.setRange(0, 100)
+        self.tolerance_spin.setSuffix(" %")
+        self.tolerance_spin.setValue(tools.fill_tolerance)
+        self.tolerance_spin.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+        self.tolerance_spin.setToolTip("Fill tolerance: how far (in % of the display range) a pixel may differ from "
+                                       "the clicked one and still be filled; 100 % fills up to the labels only")
+        self.tolerance_spin.valueChanged.connect(tools.set_fill_tolerance)
+        tools.fill_tolerance_changed.connect(self._show_tolerance)
+        label = QtWidgets.QLabel(" Tolerance ")
+        self.tolerance_actions = [self.addWidget(label), self.addWidget(self.tolerance_spin)]
+
+    def _show_tolerance(self, percent: int) -> None:
+        with QtCore.QSignalBlocker(self.tolerance_spin):
+            self.tolerance_spin.setValue(percent)
+
     def _show_size(self, size: int) -> None:
         with QtCore.QSignalBlocker(self.size_spin):
             self.size_spin.setValue(size)
 
     def _show_tool(self, name: str) -> None:
         self.tool_actions[name].setChecked(True)
+        for action in self.tolerance_actions:
+            action.setVisible(name == "fill")

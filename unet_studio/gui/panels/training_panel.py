@@ -1,8 +1,13 @@
 """The training panel: a few settings, a Train/Stop button, progress with ETA, loss and validation curves.
 
 The panel only shows things and asks for things: it emits ``start_requested(TrainingRequest)`` and
-``stop_requested()``, and the window calls :meth:`TrainingPanel.set_running` and
-:meth:`TrainingPanel.show_progress` with each :class:`~unet_studio.core.train.TrainProgress`.
+``stop_requested()``, and the window calls :meth:`TrainingPanel.start_run` and
+:meth:`TrainingPanel.set_running`, :meth:`TrainingPanel.show_progress` with each
+:class:`~unet_studio.core.train.TrainProgress`, and :meth:`TrainingPanel.show_outcome` when a run has ended.
+
+The progress bar follows the steps, or the time when a time limit is what will end the run. A validation
+score says what it was computed on (held-out pixels, images and slices), or that there is not enough to
+compute one. The curves of consecutive runs share one step axis (:mod:`.training_plots`).
 """
 
 from __future__ import annotations
@@ -11,19 +16,21 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from ...core.presets import PRESETS
 from ...core.progress import format_duration
-from ..controllers.training_request import TrainingRequest
+from ..controllers.training_request import TrainingOutcome, TrainingRequest
+from .training_plots import CurvePlot, RunCurves
 
 if TYPE_CHECKING:  # the panel must not import PyTorch at start-up
     from ...core.train import TrainProgress
 
 log = logging.getLogger(__name__)
 
-_PLOT_HEIGHT = 110
+
+VAL_TITLE = "Validation (held-out labels)"
+NOT_ENOUGH_TITLE = "Validation: too few labels"
 
 
 def _finite(value) -> float | None:
@@ -32,39 +39,6 @@ def _finite(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-class _CurvePlot(pg.PlotWidget):
-    """A small plot of one or more named curves that grow point by point."""
-
-    def __init__(self, title: str, names_and_colors: list[tuple[str, str]], parent=None) -> None:
-        super().__init__(parent=parent)
-        self.setMinimumHeight(_PLOT_HEIGHT)
-        self.setMaximumHeight(2 * _PLOT_HEIGHT)
-        self.setTitle(title, size="9pt")
-        self.setMenuEnabled(False)
-        self.showGrid(x=True, y=True, alpha=0.2)
-        if len(names_and_colors) > 1:
-            self.addLegend(offset=(-5, 5), labelTextSize="8pt")
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        self._points: dict[str, tuple[list[float], list[float]]] = {}
-        for name, color in names_and_colors:
-            self.curves[name] = self.plot([], [], pen=pg.mkPen(color, width=1.5), name=name)
-            self._points[name] = ([], [])
-
-    def add_point(self, name: str, x: float, y: float) -> None:
-        xs, ys = self._points[name]
-        if xs and x <= xs[-1]:
-            return  # the same step reported twice (e.g. the final item): keep the curve monotonic
-        xs.append(x)
-        ys.append(y)
-        self.curves[name].setData(xs, ys)
-
-    def clear_points(self) -> None:
-        for name, (xs, ys) in self._points.items():
-            xs.clear()
-            ys.clear()
-            self.curves[name].setData([], [])
 
 
 class TrainingPanel(QtWidgets.QWidget):
@@ -136,8 +110,9 @@ class TrainingPanel(QtWidgets.QWidget):
         self.error_label.setStyleSheet("color: #d04040;")
         self.error_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.hide()
-        self.loss_plot = _CurvePlot("Loss", [("loss", "#4aa3ff")])
-        self.val_plot = _CurvePlot("Validation", [("mean F1", "#ffb000"), ("mean IoU", "#50c878")])
+        self.loss_plot = CurvePlot("Loss", [("loss", "#4aa3ff")])
+        self.val_plot = CurvePlot(VAL_TITLE, [("mean F1", "#ffb000"), ("mean IoU", "#50c878")])
+        self.curves = RunCurves(self.loss_plot, self.val_plot)
         self.loss_curve = self.loss_plot.curves["loss"]
         self.f1_curve = self.val_plot.curves["mean F1"]
         self.iou_curve = self.val_plot.curves["mean IoU"]
@@ -207,14 +182,23 @@ class TrainingPanel(QtWidgets.QWidget):
         """Show the compute device (GPU name or CPU)."""
         self.device_label.setText(f"Device: {text}")
 
+    def start_run(self) -> None:
+        """A run starts: clear progress, figures and errors; its curves continue the earlier runs' axis."""
+        self._clear_feedback()
+        self.curves.new_run()
+
     def reset(self) -> None:
-        """Clear progress, curves, validation figures and errors (settings stay)."""
+        """Clear progress, every run's curves, validation figures and errors (settings stay)."""
+        self._clear_feedback()
+        self.curves.clear()
+
+    def _clear_feedback(self) -> None:
+        self.val_plot.setTitle(VAL_TITLE, size="9pt")
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("")
-        self.loss_plot.clear_points()
-        self.val_plot.clear_points()
         self.validation_label.setText("Validation: -")
+        self.validation_label.setToolTip("")
         self.status_label.setText("")
         self.error_label.clear()
         self.error_label.hide()
@@ -227,45 +211,88 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def show_progress(self, progress: TrainProgress) -> None:
         """Update progress bar, curves, figures and status text from one report of the running training."""
-        step, total = progress.step, progress.total_steps
-        eta = None if progress.done else progress.eta_s
-        maximum = max(total, 1)
-        self.progress_bar.setRange(0, maximum)
-        self.progress_bar.setValue(min(step, maximum))
-        self.progress_bar.setFormat(f"step {step}/{total or '?'} · ETA {format_duration(eta)}")
+        x = self.curves.x(progress.step)
+        self._show_bar(progress)
         if math.isfinite(progress.loss):
-            self.loss_plot.add_point("loss", step, progress.loss)
+            self.loss_plot.add_point("loss", x, progress.loss)
         if progress.val is not None:
-            self._show_validation(step, progress.val, progress.best_score)
+            self._show_validation(x, progress.val, progress.best_score)
+        self.curves.show_up_to(x)
         self.status_label.setText(self._status_text(progress))
         if progress.device:
             self.set_device_text(progress.device)
 
+    def show_outcome(self, outcome: TrainingOutcome) -> None:
+        """State how the run ended (done, stopped, failed) and where its model was saved; no ETA is left."""
+        self.status_label.setText(outcome.text())
+        self.status_label.setToolTip(str(outcome.model_dir or ""))
+        if outcome.state == "done":
+            self.progress_bar.setValue(self.progress_bar.maximum())
+            self.progress_bar.setFormat(f"done · {outcome.steps} steps")
+        elif outcome.state == "stopped":
+            self.progress_bar.setFormat(f"stopped at step {outcome.steps}")
+        else:
+            self.progress_bar.setFormat("failed")
+
     # ------------------------------------------------------------------ helpers
 
-    def _show_validation(self, step: int, val: dict, best: float | None) -> None:
+    def _show_bar(self, progress: TrainProgress) -> None:
+        """Steps, or time when the time limit ends the run (whichever of the two comes first)."""
+        step, total = progress.step, progress.total_steps
+        if progress.time_bound():
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(1000 if progress.done else round(1000 * progress.fraction_done()))
+            text = (f"{format_duration(progress.elapsed_s)} / {format_duration(progress.time_limit_s)}"
+                    f" · step {step}")
+        else:
+            maximum = max(total, 1)
+            self.progress_bar.setRange(0, maximum)
+            self.progress_bar.setValue(maximum if progress.done else min(step, maximum))
+            text = f"step {step}/{total or '?'}"
+        self.progress_bar.setFormat(f"done · {text}" if progress.done
+                                    else f"{text} · ETA {format_duration(progress.eta_s)}")
+
+    def _show_validation(self, x: float, val: dict, best: float | None) -> None:
+        step = int(x)
+        if val.get("enough") is False:
+            # No number at all: a score on a few held-out strokes, or with a class missing, is not evidence.
+            self.validation_label.setText(
+                f"Validation (step {step}): not enough held-out labels to validate"
+                f" ({val.get('reason') or 'too few'}); the latest model is kept")
+            self.validation_label.setToolTip("Paint more of each class (on another slice or image is best); "
+                                             "accepted predictions are never used for validation.")
+            self.val_plot.setTitle(NOT_ENOUGH_TITLE, size="9pt")
+            return
+        self.val_plot.setTitle(VAL_TITLE, size="9pt")
         f1, iou = _finite(val.get("mean_f1")), _finite(val.get("mean_iou"))
         if f1 is not None:
-            self.val_plot.add_point("mean F1", step, f1)
+            self.val_plot.add_point("mean F1", x, f1)
         if iou is not None:
-            self.val_plot.add_point("mean IoU", step, iou)
-        parts = [
-            f"F1 {f1:.3f}" if f1 is not None else "F1 -",
-            f"IoU {iou:.3f}" if iou is not None else "IoU -",
-        ]
-        val_loss = _finite(val.get("loss"))
-        if val_loss is not None:
-            parts.append(f"loss {val_loss:.4f}")
+            self.val_plot.add_point("mean IoU", x, iou)
+        text = f"F1 {f1:.3f}" if f1 is not None else "F1 -"
+        text += f" · IoU {iou:.3f}" if iou is not None else " · IoU -"
+        pixels = val.get("pixels")
+        if pixels is not None:
+            text += f" on {int(pixels):,} px"
+            if val.get("where"):
+                text += f" of {val['where']}"
+        parts = [text]
         if _finite(best) is not None:
             parts.append(f"best {best:.3f}")
+        fraction = _finite(val.get("labelled_fraction"))
+        if fraction is not None and fraction < 0.5:
+            parts.append("strokes only: likely optimistic")
         self.validation_label.setText(f"Validation (step {step}): " + " · ".join(parts))
+        val_loss = _finite(val.get("loss"))
+        self.validation_label.setToolTip(
+            "Scored on held-out labels a person painted (never on accepted predictions)"
+            + (f"; validation loss {val_loss:.4f}" if val_loss is not None else ""))
 
     @staticmethod
     def _status_text(progress: TrainProgress) -> str:
         if progress.done:
-            reason = progress.stop_reason or "finished"
-            saved = f" (model saved to {progress.model_dir})" if progress.model_dir else ""
-            return f"Done: {reason}{saved}"
+            saved = f"model saved to {progress.model_dir}" if progress.model_dir else "nothing saved"
+            return f"Done after {progress.step} steps ({progress.stop_reason or 'finished'}): {saved}"
         parts = [f"epoch {progress.epoch}"]
         if math.isfinite(progress.samples_per_s):
             parts.append(f"{progress.samples_per_s:.1f} samples/s")
