@@ -38,7 +38,8 @@ of ``python -m bench --only generalization --quick`` (60 s, seed 0, fold 0, ISBI
 
     python bench/generalization.py --json generalization.json
     python bench/generalization.py --seconds 60 --seeds 0 --folds 0 --only isbi_dense,dsb   # a quick look
-    python bench/generalization.py --only dsb --instance-mode distance --no-forest   # the 2-class objects
+    python bench/generalization.py --only dsb --instance-mode three_class --no-forest   # 3-class objects
+    python bench/generalization.py --only dsb --folds 0 --split validation --no-forest   # choosing a recipe
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def unet_studio(*args: str) -> tuple[float, str]:
 
 
 def train_ours(training: Training, work: Path, run_dir: Path, seconds: float, seed: int,
-               instance_mode: str = "three_class") -> tuple[Path, float]:
+               instance_mode: str = "distance") -> tuple[Path, float]:
     folder = work / "data" / training.key
     extra = {"dense": (), "scribbles": ("--unlabelled", str(UNLABELLED)),
              "instances": ("--instances", "--instance-mode", instance_mode)}
@@ -295,7 +296,7 @@ def steps_of(model: Path):
     return info.get("steps") or (info.get("extra") or {}).get("steps")
 
 
-def run_ours(tests, data, work, seconds, seed, records, errors, instance_mode: str = "three_class") -> None:
+def run_ours(tests, data, work, seconds, seed, records, errors, instance_mode: str = "distance") -> None:
     """Train each training set once, predict its test sets; append one record per test set.
 
     ``instance_mode``: how instance labels are trained and split (``train --instance-mode``).
@@ -369,7 +370,7 @@ def estimate_seconds(n_trainings: int, seconds, seeds) -> float:
     return n_trainings * len(seeds) * (sum(seconds) + OVERHEAD_S * len(seconds) + FOREST_S)
 
 
-def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode: str = "three_class",
+def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode: str = "distance",
             forest: bool = True, split: str = "test") -> dict:
     """Run everything; return the report (settings, records, headline keys, errors).
 
@@ -429,10 +430,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         default=list(DATASETS), help="data sets: " + ",".join(DATASETS))
     parser.add_argument("--folds", type=numbers(int), default=list(range(DSB_FOLDS)), help="dsb folds (0,1,2)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report to FILE")
-    parser.add_argument("--instance-mode", choices=("three_class", "distance"), default="three_class",
+    parser.add_argument("--instance-mode", choices=("three_class", "distance"), default="distance",
                         help="how the nuclei's instance labels are trained and split (train --instance-mode): "
-                        "three_class (background / interior / boundary, interior seeds; default) or distance "
-                        "(background/foreground, distance-transform seeds)")
+                        "three_class (background / interior / boundary, interior seeds) or distance "
+                        "(background/foreground, distance-transform seeds; default)")
     parser.add_argument("--split", choices=("test", "validation"), default="test",
                         help="score on the test split (default: for reporting) or on validation images inside "
                         "each training split (for choosing a recipe; the test split is not read)")

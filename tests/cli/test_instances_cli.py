@@ -66,7 +66,7 @@ def _run(capsys, *args):
 def test_train_instances_writes_a_three_class_instance_model(tmp_path, capsys, tiny_preset, instance_folders):
     images, labels = instance_folders
     code, _, err = _run(capsys, "train", "--images", images, "--labels", labels, "--out", tmp_path / "m",
-                        "--instances", "--threads", 1, "--device", "cpu")
+                        "--instances", "--instance-mode", "three_class", "--threads", 1, "--device", "cpu")
     assert code == 0, err
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["class_names"] == list(THREE_CLASS_NAMES) and meta["class_values"] == [0, 1, 2]
@@ -75,10 +75,11 @@ def test_train_instances_writes_a_three_class_instance_model(tmp_path, capsys, t
     assert meta["train_config"]["instance_output"] == "three_class"
 
 
-def test_train_instance_mode_distance_keeps_two_classes(tmp_path, capsys, tiny_preset, instance_folders):
+def test_train_instances_by_default_keeps_two_classes(tmp_path, capsys, tiny_preset, instance_folders):
+    """The default --instance-mode is distance (chosen on validation data: see cli/train.py)."""
     images, labels = instance_folders
     code, _, err = _run(capsys, "train", "--images", images, "--labels", labels, "--out", tmp_path / "m",
-                        "--instances", "--instance-mode", "distance", "--threads", 1, "--device", "cpu")
+                        "--instances", "--threads", 1, "--device", "cpu")
     assert code == 0, err
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["class_names"] == ["background", "foreground"] and meta["class_values"] == [0, 1]

@@ -34,11 +34,11 @@ def test_sparse_labels_ignore_the_unlabelled_value():
 
 def test_instance_labels_become_background_and_foreground():
     raw = [np.array([[0, 1, 2], [0, 7, 7]], np.uint16)]
-    mapped, values = map_label_values(raw, instances=True, instance_output="distance")
+    mapped, values = map_label_values(raw, instances=True)  # the default: distance
     assert values == [0, 1]
     np.testing.assert_array_equal(mapped[0], [[1, 2, 2], [1, 2, 2]])
-    # the default: background, interior, boundary (objects this small are all boundary or all interior)
-    mapped, values = map_label_values(raw, instances=True)
+    # three_class: background, interior, boundary (objects this small are all boundary or all interior)
+    mapped, values = map_label_values(raw, instances=True, instance_output="three_class")
     assert values == [0, 1, 2] and set(np.unique(mapped[0])) <= {1, 2, 3}
 
 

@@ -182,13 +182,13 @@ def test_boundary_width_adapts_to_thin_objects():
 
 def test_instance_labels_become_three_classes_for_training():
     raw = [touching_discs((40, 40), radius=7, spacing=12)]
-    mapped, values = map_label_values(raw, instances=True)
+    mapped, values = map_label_values(raw, instances=True, instance_output="three_class")
     assert values == [0, 1, 2]
     np.testing.assert_array_equal(mapped[0], instance_classes(raw[0]).astype(np.int64) + 1)
-    mapped, values = map_label_values(raw, instances=True, instance_output="distance")
+    mapped, values = map_label_values(raw, instances=True)  # the default: distance
     assert values == [0, 1] and set(np.unique(mapped[0])) == {1, 2}
     # object numbers saved as floats are fine; fractions are not
-    as_float, _ = map_label_values([raw[0].astype(np.float32)], instances=True)
+    as_float, _ = map_label_values([raw[0].astype(np.float32)], instances=True, instance_output="three_class")
     np.testing.assert_array_equal(as_float[0], instance_classes(raw[0]).astype(np.int64) + 1)
     with pytest.raises(DataError, match="whole numbers"):
         map_label_values([raw[0] + np.float32(0.5)], instances=True)
@@ -313,7 +313,7 @@ def _scene(seed: int) -> np.ndarray:
 def test_a_tiny_network_trained_on_touching_objects_counts_them(tmp_path):
     torch.manual_seed(0)
     truth_train, truth_test = _scene(0), _scene(1)
-    labels, values = map_label_values([truth_train], instances=True)
+    labels, values = map_label_values([truth_train], instances=True, instance_output="three_class")
     dataset = TrainingSet([_render(truth_train, 0)[None]], labels, len(values), instances=[truth_train])
     config = TrainConfig(patch_size=48, batch_size=4, epochs=1, steps_per_epoch=150, eval_every=50,
                          preview_every=1000, val_fraction=0.0, seed=0, device="cpu", learning_rate=1e-2,

@@ -10,7 +10,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
 from unet_studio.core import project as proj
-from unet_studio.gui.image_kind import ImageKind, dtype_family, kind_differences
+from unet_studio.core.io import read_image
+from unet_studio.gui.image_kind import ImageKind, background_of, dtype_family, kind_differences
 
 NEW, ADD = "Open in a new project", "Add to this project"
 
@@ -62,6 +63,7 @@ def images(tmp_path, sample_stack):
     tifffile.imwrite(folder / "nuclei_b.tif", sample_stack[1])
     tifffile.imwrite(folder / "colour.tif", np.stack([sample_stack[0]] * 3, -1), photometric="rgb")
     tifffile.imwrite(folder / "float.tif", sample_stack[0].astype(np.float32) / 255)
+    tifffile.imwrite(folder / "inverted.tif", 255 - sample_stack[0])  # bright background, dark objects (EM-like)
     return {path.stem: path for path in folder.iterdir()}
 
 
@@ -119,6 +121,30 @@ def test_the_same_kind_is_added_without_a_question(window, tmp_path, images):
     window.actions.open_paths([images["nuclei_b"]])
     assert window.asked == [] and [state.name for state in window.session.images] == ["nuclei_a", "nuclei_b"]
     assert "same kind" in window.statusBar().currentMessage()
+
+
+def test_background_of_tells_fluorescence_from_electron_microscopy(sample_stack):
+    assert background_of(sample_stack[0]) == "dark"
+    assert background_of(255 - sample_stack[0]) == "bright"
+    assert background_of(np.full((64, 64), 7, np.uint16)) is None  # flat: no look to judge
+
+
+def test_real_em_and_fluorescence_differ_in_look(data_dir):
+    with read_image(data_dir / "isbi2012" / "images" / "000.tif") as stack:
+        em = ImageKind.of_stack(stack)
+    with read_image(data_dir / "dsb2018" / "images" / "000.tif") as stack:
+        nuclei = ImageKind.of_stack(stack)
+    assert (em.background, nuclei.background) == ("bright", "dark")
+    assert any("background" in reason for reason in kind_differences(em, nuclei))
+
+
+def test_an_image_of_another_look_is_offered_a_new_project(window, tmp_path, images):
+    """The issue's case: an EM slice (same channels, dtype and size as the nuclei) is another kind."""
+    _project_with(window, tmp_path, images["nuclei_a"])
+    window.answers["Open image"] = None
+    window.actions.open_paths([images["inverted"]])
+    assert window.asked == ["Open image"]
+    assert [state.name for state in window.session.images] == ["nuclei_a"]
 
 
 def test_add_images_adds_without_a_question(window, tmp_path, images):

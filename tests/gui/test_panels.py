@@ -120,7 +120,7 @@ def test_show_progress_validation_curves_and_text(training_panel):
     np.testing.assert_allclose(ys, [0.8, 0.9])
     np.testing.assert_allclose(panel.iou_curve.getData()[1], [0.7, 0.85])
     assert "F1 0.900" in panel.validation_label.text() and "IoU 0.850" in panel.validation_label.text()
-    assert "best 0.900" in panel.validation_label.text()
+    assert "kept model 0.900" in panel.validation_label.text()
 
 
 def test_show_progress_done(training_panel):

@@ -323,3 +323,36 @@ def test_an_unexpected_autosave_failure_is_reported(qtbot, tmp_path):
     done, error = blocker.args
     assert done == [] and "null" in error
     saver.wait()
+
+
+def test_accepted_prediction_flags_survive_save_and_reopen(qtbot, window, tmp_path, image):
+    """Pixels from Accept prediction stay out of validation after the project is closed and opened again."""
+    from unet_studio.gui.main_window import MainWindow
+
+    folder = tmp_path / "project"
+    window.open_project(folder)
+    window.open_image(image("000.tif"))
+    labels = window.session.current.labels
+    labels.set_region(0, (0, 64, 0, 64), 2, accepted=True)  # as Accept prediction writes
+    mouse_stroke(window, [(10, 100), (120, 100)])  # a person's stroke elsewhere: not flagged
+    flags = labels.accepted.copy()
+    assert flags[0, :64, :64].all() and flags.sum() == 64 * 64
+    window.close()  # saves on close
+    accepted_file = folder / "labels" / "000_accepted.tif"
+    assert accepted_file.is_file()
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.open_project(folder)
+    reopened = again.session.current.labels
+    np.testing.assert_array_equal(reopened.accepted, flags)
+    np.testing.assert_array_equal(reopened.data, labels.data)
+    # Painting over every accepted pixel makes them the person's: the flags file goes on the next save.
+    again.session.set_active_class(1)
+    again.tools.set_brush_size(40)
+    for y in range(0, 70, 10):
+        mouse_stroke(again, [(y, 0), (y, 70)])
+    assert reopened.accepted is None or not reopened.accepted.any()
+    again.close()
+    assert not accepted_file.exists()
+    assert (folder / "labels" / "000_labels.tif").is_file()

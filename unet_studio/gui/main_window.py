@@ -66,6 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.actions = ProjectActions(self.session, self.training, self.prediction, self.view_state, self, self)
         self.warm_up = WarmUp(self)
         self.cursor_label = QtWidgets.QLabel()
+        self.objects_label = QtWidgets.QLabel()  # "N objects" while the prediction shows objects
         self.getting_started: GettingStartedDialog | None = None
         self._layout()
         self.first_run_hint = FirstRunHint(self.canvas, self.session)
@@ -82,6 +83,7 @@ class MainWindow(QtWidgets.QMainWindow):
                          ("Display", self.display_panel), (None, self.overlay_panel)],
                   [("Training", self.training_panel)])
         self.statusBar().addPermanentWidget(self.cursor_label)
+        self.statusBar().addPermanentWidget(self.objects_label)
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None) -> QtGui.QAction:
         action = menu.addAction(text)
@@ -145,6 +147,9 @@ class MainWindow(QtWidgets.QMainWindow):
         session.model_changed.connect(
             lambda: self.training_panel.set_continue_available(session.model_dir is not None))
         self.binder.cursor_text.connect(self.cursor_label.setText)
+        self.binder.objects_counted.connect(
+            lambda n: self.objects_label.setText("" if n < 0 else f"{n} object{'s' if n != 1 else ''}"))
+        self.tools.picked_at.connect(self.show_object_at)
         self.canvas.files_dropped.connect(self.actions.open_paths)
         self.images_panel.add_requested.connect(lambda: self._guarded(self.actions.add_images_dialog))
         self.images_panel.remove_requested.connect(lambda i: self._guarded(lambda: session.remove_image(i)))
@@ -309,11 +314,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def dropEvent(self, event: QtGui.QDropEvent) -> None:
         self.actions.open_paths([url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()])
 
+    def show_object_at(self, y: float, x: float) -> None:
+        """The measurements of the object under a picker click (when objects are shown)."""
+        text = self.binder.object_text_at(int(round(y)), int(round(x)))
+        if text:
+            self.statusBar().showMessage(text.replace("\n", "  "), 15000)
+            QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), text, self.canvas)
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         if not self.actions.release_project():
             event.ignore()
             return
         self.session.close()
+        self.binder.objects.shutdown()
         self.warm_up.join()
         for box in list(self._boxes):
             box.close()

@@ -59,6 +59,7 @@ class SaveJob:
     folder: Path
     project_text: str
     labels: list[tuple[ImageState, int, Path, np.ndarray]]  # state, labels version, path, copy of the data
+    accepted: list[tuple[Path, np.ndarray | None]] = field(default_factory=list)  # flags file, copy (None: none)
 
 
 def write_job(job: SaveJob) -> tuple[list[tuple[ImageState, int]], str]:
@@ -70,8 +71,10 @@ def write_job(job: SaveJob) -> tuple[list[tuple[ImageState, int]], str]:
     done: list[tuple[ImageState, int]] = []
     try:
         proj.write_project(job.folder, job.project_text)
-        for state, version, path, data in job.labels:
+        for index, (state, version, path, data) in enumerate(job.labels):
             proj.save_labels(path, data)
+            if index < len(job.accepted):  # after the labels: a flag never points at unsaved labels
+                proj.save_accepted(*job.accepted[index])
             done.append((state, version))
     except (UNetStudioError, OSError) as exc:
         return done, str(exc)
@@ -196,9 +199,12 @@ class ProjectFiles:
     def snapshot(self, states: list[ImageState]) -> SaveJob:
         """A :class:`SaveJob` of project.json and the changed labels (copies: the caller may go on editing)."""
         self.ensure_folder()
+        dirty = [state for state in states if state.dirty]
         jobs = [(state, state.labels.version, self.project.labels_path(state.name), state.labels.data.copy())
-                for state in states if state.dirty]
-        return SaveJob(self.project.folder, proj.project_text(self.project), jobs)
+                for state in dirty]
+        flags = [(self.project.accepted_path(state.name),
+                  None if state.labels.accepted is None else state.labels.accepted.copy()) for state in dirty]
+        return SaveJob(self.project.folder, proj.project_text(self.project), jobs, flags)
 
     # ------------------------------------------------------------------ images
 
@@ -240,6 +246,9 @@ class ProjectFiles:
             raise
         n_classes = len(self.project.classes)
         volume = LabelVolume(shape=shape, dtype=labels_dtype(n_classes)) if labels is None else LabelVolume(data=labels)
+        if labels is not None and self.project.folder is not None:
+            # Accepted predictions stay out of validation after a reopen too.
+            volume.accepted = proj.load_accepted(self.project.accepted_path(entry.name), shape)
         return ImageState(entry=entry, stack=stack, labels=volume, saved_version=volume.version)
 
     def _read_labels(self, entry: proj.ImageEntry, shape, digest: str) -> np.ndarray | None:

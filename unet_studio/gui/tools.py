@@ -58,6 +58,7 @@ class PaintTools(QtCore.QObject):
     brush_size_changed = QtCore.Signal(int)   # diameter in pixels
     fill_tolerance_changed = QtCore.Signal(int)  # percent of the display range
     picked = QtCore.Signal(int)               # class index picked with the picker
+    picked_at = QtCore.Signal(float, float)   # pixel (y, x) clicked with the picker (objects' measurements)
     message = QtCore.Signal(str)              # a note for the status bar
 
     def __init__(self, session: Session, canvas: ImageCanvas, view: ViewState,
@@ -152,6 +153,7 @@ class PaintTools(QtCore.QObject):
             if value > 0:
                 self.session.set_active_class(value - 1)
                 self.picked.emit(value - 1)
+            self.picked_at.emit(y, x)
 
     def move(self, y: float, x: float) -> None:
         if self._last is None:

@@ -19,6 +19,7 @@ from ..core.predict import probabilities_to_labels
 from .calibration import image_calibration, set_pixel_size
 from .canvas import ImageCanvas, label_lut, probability_lut
 from .composite import channel_colors, is_rgb, plane_histogram
+from .objects_layer import ObjectsLayer, describe_object, object_colors, objects_display
 from .panels.display_panel import DisplayPanel
 from .panels.overlay_panel import OverlayPanel
 from .panels.pixel_size import PixelSizeDialog
@@ -33,6 +34,7 @@ class ViewBinder(QtCore.QObject):
     """Wires a session and a view state to a canvas; fills the panels' lists of channels and classes."""
 
     cursor_text = QtCore.Signal(str)
+    objects_counted = QtCore.Signal(int)  # objects on screen; -1 when objects are not shown
 
     def __init__(self, session: Session, view: ViewState, canvas: ImageCanvas, display: DisplayPanel,
                  overlay: OverlayPanel, parent: QtCore.QObject | None = None) -> None:
@@ -41,6 +43,10 @@ class ViewBinder(QtCore.QObject):
         self._shown_image = -1
         self._cursor: tuple[int, int] | None = None
         self.pixel_size_dialog: PixelSizeDialog | None = None
+        self.objects = ObjectsLayer(session, self)
+        self._objects_shown: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        self._objects_where: tuple[int, int] | None = None
+        self.objects.ready.connect(self._on_objects_ready)
 
         session.current_changed.connect(self.show_current)
         session.labels_changed.connect(self._on_labels_changed)
@@ -140,6 +146,8 @@ class ViewBinder(QtCore.QObject):
             return None, None
         classes = self.session.classes
         thresholds = view.thresholds
+        if view.prediction_mode == "objects":
+            return self._objects_image(probs)
         if view.prediction_mode == "argmax":
             values = probabilities_to_labels(probs, list(range(1, len(probs) + 1)),
                                              thresholds if len(thresholds) == len(probs) else ())
@@ -149,9 +157,57 @@ class ViewBinder(QtCore.QObject):
         threshold = thresholds[k] if k < len(thresholds) else 0.0
         return probs[k], probability_lut(rgb, threshold)
 
+    def _objects_image(self, probs: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The objects overlay when the objects of ``probs`` are made, else the previous one (a request runs)."""
+        session, thresholds = self.session, self._display_thresholds(probs)
+        found = self.objects.result(session.current_index, session.current_slice, probs, thresholds)
+        if found is None:
+            self.objects.request(session.current_index, session.current_slice, probs, thresholds)
+            # Until they are made, the objects of an earlier prediction of this slice stay (no flicker
+            # during live previews); those of another slice never show here.
+            return self._objects_shown if self._objects_where == (session.current_index, session.current_slice) \
+                else (None, None)
+        self._objects_where = (session.current_index, session.current_slice)
+        self._objects_shown = (objects_display(found.objects), object_colors())
+        self.objects_counted.emit(found.count)
+        return self._objects_shown
+
+    def _display_thresholds(self, probs: np.ndarray) -> tuple:
+        thresholds = self.view.thresholds
+        return tuple(thresholds) if len(thresholds) == len(probs) else ()
+
+    def _on_objects_ready(self, image_index: int, slice_index: int) -> None:
+        if self.view.prediction_mode == "objects" and \
+                (image_index, slice_index) == (self.session.current_index, self.session.current_slice):
+            self.update_prediction()
+            self._show_cursor()
+
+    def objects_shown(self):
+        """The :class:`~.objects_layer.SliceObjects` on screen now, or None."""
+        session = self.session
+        if self.view.prediction_mode != "objects":
+            return None
+        probs = session.slices.probabilities()
+        if probs is None:
+            return None
+        return self.objects.result(session.current_index, session.current_slice, probs,
+                                   self._display_thresholds(probs))
+
+    def object_text_at(self, y: int, x: int) -> str:
+        """The measurements of the object shown at pixel (y, x), or "" (no objects shown there)."""
+        shown = self.objects_shown()
+        if shown is None or not (0 <= y < shown.objects.shape[0] and 0 <= x < shown.objects.shape[1]):
+            return ""
+        label = int(shown.objects[y, x])
+        row = shown.row(label) if label else None
+        return describe_object(row, shown.count) if row else ""
+
     def update_prediction(self) -> None:
         image, lut = self.prediction_image()
         self.canvas.set_prediction(image, lut)
+        if self.view.prediction_mode != "objects" or image is None:
+            self._objects_shown = (None, None)
+            self.objects_counted.emit(-1)
 
     # ------------------------------------------------------------------ status bar
 
@@ -182,6 +238,11 @@ class ViewBinder(QtCore.QObject):
             k = int(np.argmax(probs[:, y, x]))
             name = classes[k].name if k < len(classes) else f"class {k + 1}"
             text += f"  prediction {name} ({probs[k, y, x] / 255:.2f})"
+            shown = self.objects_shown()
+            if shown is not None and shown.objects[y, x] > 0:
+                label = int(shown.objects[y, x])
+                row = shown.row(label) or {}
+                text += f"  object {label} of {shown.count} ({int(row.get('area_px', 0))} px)"
         self.cursor_text.emit(text)
 
     # ------------------------------------------------------------------ contrast histogram

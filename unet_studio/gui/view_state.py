@@ -16,7 +16,8 @@ from typing import Any
 
 #: Prediction display modes, in the order the panel offers them. "argmax" shows the predicted class
 #: of each pixel (the menu says "Labels"); the key stays "argmax" so saved projects keep working.
-PREDICTION_MODES = ("off", "probability", "argmax")
+#: "objects" shows each object of the prediction in its own colour, outlined (see gui/objects_layer.py).
+PREDICTION_MODES = ("off", "probability", "argmax", "objects")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_CONTRAST = (1.0, 99.8)
 COMPOSITE = -1   # the channel value of a composite of every channel

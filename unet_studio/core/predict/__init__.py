@@ -17,6 +17,7 @@ from .instances import (
     instance_output_description,
     match_instances,
     objects_from_probabilities,
+    objects_of_slice,
     resolve_instance_mode,
     three_class_instances,
 )
@@ -48,7 +49,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "INSTANCE_MODES", "INSTANCE_OUTPUT_KEY", "THREE_CLASS_NAMES", "Matching", "instance_classes", "instance_mode",
-    "instance_output_description", "match_instances", "objects_from_probabilities", "resolve_instance_mode",
+    "instance_output_description", "match_instances", "objects_from_probabilities", "objects_of_slice",
+    "resolve_instance_mode",
     "three_class_instances",
     "ExportConfig", "ExportProgress", "InferProgress", "InstanceConfig", "OUTPUT_SUFFIXES", "Predictor",
     "calibrated_overlay_thresholds", "check_slice_memory", "export_image", "find_instances", "foreground_classes", "iter_predict",

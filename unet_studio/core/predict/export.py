@@ -31,7 +31,7 @@ from ..config import InferConfig
 from ..errors import InferenceError
 from ..io import atomic_path, pixel_warning, tiff_memmap
 from ..model import ModelInfo
-from .instances import objects_from_probabilities, resolve_instance_mode
+from .instances import objects_of_slice, resolve_instance_mode
 from .postprocess import (
     InstanceConfig,
     foreground_classes,
@@ -279,9 +279,7 @@ class _Outputs(contextlib.ExitStack):
             self.maps["probabilities"][index] = probs
         if "instances" not in self.maps and self.csv_tmp is None:
             return
-        by_index = probabilities_to_labels(probs, list(range(len(probs))), thresholds)
-        mask = np.isin(by_index, foreground)
-        objects = objects_from_probabilities(probs, mask, foreground, mode, instance_config)
+        objects = objects_of_slice(probs, thresholds, foreground, mode, instance_config)
         if "instances" in self.maps:
             target = self.maps["instances"]
             if objects.max(initial=0) > np.iinfo(target.dtype).max:

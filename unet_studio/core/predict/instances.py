@@ -24,7 +24,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import ConfigError
-from .postprocess import InstanceConfig, fill_holes, find_instances, relabel_sequential, remove_small_objects
+from .postprocess import (InstanceConfig, fill_holes, find_instances, probabilities_to_labels, relabel_sequential,
+                          remove_small_objects)
 
 #: Class names (and, in this order, output channels) of a three-class instance model.
 THREE_CLASS_NAMES = ("background", "interior", "boundary")
@@ -288,3 +289,17 @@ def objects_from_probabilities(probs: np.ndarray, mask: np.ndarray, foreground: 
                               f"boundary); this one has {probs.shape[0]} classes: use the distance mode")
         return three_class_instances(probs, mask, config)
     return find_instances(mask, probs[foreground].sum(0) if foreground else None, config)
+
+
+def objects_of_slice(probs: np.ndarray, thresholds, foreground: list[int], mode: str,
+                     config: InstanceConfig = InstanceConfig()) -> np.ndarray:
+    """Objects (int32 labels 1..N) of one slice's (K, Y, X) probabilities (float in [0, 1] or uint8 0..255).
+
+    The one path from probabilities to objects, for files (export, ``unet-studio predict --instances``) and
+    the screen alike: the pixels whose class after ``thresholds`` (see :func:`probabilities_to_labels`) is
+    one of ``foreground`` (channel indices), made into objects the way ``mode`` says
+    (:func:`objects_from_probabilities`).
+    """
+    by_index = probabilities_to_labels(probs, list(range(len(probs))), thresholds)
+    mask = np.isin(by_index, foreground)
+    return objects_from_probabilities(probs, mask, foreground, mode, config)

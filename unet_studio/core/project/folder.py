@@ -10,6 +10,8 @@ image added under the name of a removed one). Every file is written atomically (
 
 from __future__ import annotations
 
+import logging
+
 import hashlib
 import json
 import os
@@ -33,8 +35,11 @@ DEFAULT_COLORS = (
     "#3b75af", "#e8542a", "#45b649", "#f4c430", "#a05ac8", "#1fb5b5", "#e377c2", "#8c564b", "#bcbd22",
 )
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ClassInfo", "ImageEntry", "Project", "ProjectError", "create_project", "fingerprint", "is_project_folder",
-           "load_labels", "load_project", "save_labels", "save_project", "write_project"]
+           "load_accepted", "load_labels", "load_project", "save_accepted", "save_labels", "save_project",
+           "write_project"]
 
 
 @dataclass
@@ -118,6 +123,9 @@ class Project:
 
     def labels_path(self, name: str) -> Path:
         return self.layout.labels_path(name)
+
+    def accepted_path(self, name: str) -> Path:
+        return self.layout.accepted_path(name)
 
     def has_model(self) -> bool:
         return self.folder is not None and (self.model_dir / "model.json").is_file()
@@ -306,6 +314,36 @@ def save_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
     except OSError as exc:
         raise ProjectError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
     write_labels(path, data)
+
+
+def save_accepted(path: str | os.PathLike, flags: np.ndarray | None) -> None:
+    """Write the accepted-prediction flags (S, Y, X) of one image atomically as 0/1, or remove the file when
+    no pixel is flagged (so that a project without accepted predictions has no such files)."""
+    path = Path(path)
+    if flags is None or not flags.any():
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ProjectError(f"cannot remove {path}: {exc.strerror or exc}") from None
+        return
+    save_labels(path, np.asarray(flags, dtype=np.uint8))
+
+
+def load_accepted(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """The flags written by :func:`save_accepted` as (S, Y, X) booleans, or None when there are none.
+
+    A damaged or mismatched file is reported in the log and ignored (its pixels then count as painted:
+    the labels themselves are never lost over it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        flags = load_labels(path, shape, 1)
+    except ImageReadError as exc:
+        log.warning("ignoring the accepted-prediction flags %s: %s", path, exc)
+        return None
+    return flags.astype(bool) if flags.any() else None
 
 
 def load_labels(path: str | os.PathLike, shape: tuple[int, int, int], n_classes: int | None = None) -> np.ndarray:

@@ -7,6 +7,8 @@ Layout::
       .unet-studio.lock            which process has the project open (see :mod:`.recovery`)
       labels/NAME_labels.tif       painted labels of image NAME: (Y, X) or (S, Y, X), 0 = unlabelled,
                                    k = class k (1-based, in the order of project.json's classes)
+      labels/NAME_accepted.tif     which labelled pixels came from "Accept prediction" untouched (0/1, same
+                                   shape; absent when none): never used to validate a model
       models/current/              the model folder of the project (see core.model)
 
 ``NAME`` comes from ``project.json``, which anybody can edit: :meth:`ProjectLayout.labels_path` accepts
@@ -27,6 +29,7 @@ PROJECT_FILE = "project.json"
 LOCK_FILE = ".unet-studio.lock"
 LABELS_DIR = "labels"
 LABELS_SUFFIX = "_labels.tif"
+ACCEPTED_SUFFIX = "_accepted.tif"
 MODEL_DIR = Path("models") / "current"
 #: Where atomic writes put their temporary files (``.NAME.RANDOM.tmp.SUFFIX``), relative to the folder.
 TEMP_PLACES = (Path("."), Path(LABELS_DIR), MODEL_DIR)
@@ -81,6 +84,11 @@ class ProjectLayout:
             raise ProjectError(f"the image name {name!r} in {self.project_file} cannot name a labels file; "
                                "rename the image in project.json (letters, digits, '_', '-', '.')")
         return self.inside(self.labels_dir / f"{name}{LABELS_SUFFIX}")
+
+    def accepted_path(self, name: str) -> Path:
+        """``labels/NAME_accepted.tif``: the accepted-prediction flags of image NAME (see :meth:`labels_path`)."""
+        labels = self.labels_path(name)
+        return self.inside(labels.with_name(labels.name[: -len(LABELS_SUFFIX)] + ACCEPTED_SUFFIX))
 
     def labels_files(self) -> list[Path]:
         """The labels files present in ``labels/``."""

@@ -59,7 +59,7 @@ def _class_values_of(raw_labels: list[np.ndarray]) -> np.ndarray:
 
 
 def map_label_values(raw_labels: list[np.ndarray], unlabelled: int | None = None, instances: bool = False,
-                     instance_output: str = "three_class") -> tuple[list[np.ndarray], list[int]]:
+                     instance_output: str = "distance") -> tuple[list[np.ndarray], list[int]]:
     """Map raw label images to 0 = unlabelled, 1..K; return them and ``class_values`` (K values).
 
     ``unlabelled=None`` (dense): every distinct value is a class. ``unlabelled=V`` (sparse): pixels
@@ -100,8 +100,6 @@ def _instance_targets(raw_labels: list[np.ndarray], instance_output: str) -> tup
     """Training targets (1..K) and class values of instance images, for ``instance_output``."""
     if instance_output not in INSTANCE_MODES:
         raise DataError(f"instance_output must be one of {', '.join(INSTANCE_MODES)}, got {instance_output!r}")
-    if instance_output == "distance":
-        return [np.where(np.asarray(lab) > 0, 2, 1).astype(np.int64) for lab in raw_labels], [0, 1]
     objects = []
     for lab in raw_labels:
         lab = np.asarray(lab)
@@ -111,6 +109,8 @@ def _instance_targets(raw_labels: list[np.ndarray], instance_output: str) -> tup
                                 "values with fractions; save them as 16- or 32-bit integer images")
             lab = lab.astype(np.int64)
         objects.append(lab)
+    if instance_output == "distance":
+        return [np.where(lab > 0, 2, 1).astype(np.int64) for lab in objects], [0, 1]
     return [instance_classes(lab).astype(np.int64) + 1 for lab in objects], [0, 1, 2]
 
 
@@ -217,7 +217,7 @@ def read_label_slices(path: Path) -> list[np.ndarray]:
 
 
 def load_folder(images_dir, labels_dir, unlabelled: int | None = None, instances: bool = False,
-                instance_output: str = "three_class") -> tuple[TrainingSet, list[int], list[str]]:
+                instance_output: str = "distance") -> tuple[TrainingSet, list[int], list[str]]:
     """Load paired folders into a :class:`TrainingSet`; return it, the class values and class names.
 
     Stacks become one item per slice; a single 2D label image may not pair with a stack. Instance label

@@ -17,7 +17,7 @@ from ..view_state import PREDICTION_MODES, ViewState
 
 log = logging.getLogger(__name__)
 
-MODE_TEXTS = {"off": "Off", "probability": "Probability", "argmax": "Labels"}
+MODE_TEXTS = {"off": "Off", "probability": "Probability", "argmax": "Labels", "objects": "Objects"}
 _SLIDER_STEPS = 100
 
 
@@ -72,7 +72,8 @@ class OverlayPanel(QtWidgets.QWidget):
         for mode in PREDICTION_MODES:
             self.mode_combo.addItem(MODE_TEXTS[mode], mode)
         self.mode_combo.setToolTip("Probability: how sure the model is of one class; Labels: the class it "
-                                   "predicts for each pixel")
+                                   "predicts for each pixel; Objects: each object its colour (click one with "
+                                   "the picker, L, for its measurements)")
         self.class_combo = QtWidgets.QComboBox()
         self.class_combo.setToolTip("Class whose probability map is shown and thresholded")
         self.prediction_opacity_slider = _percent_slider(0.5)

@@ -278,14 +278,17 @@ class TrainingPanel(QtWidgets.QWidget):
                 text += f" of {val['where']}"
         parts = [text]
         if _finite(best) is not None:
-            parts.append(f"best {best:.3f}")
+            # The kept model's score: the best of the run's last (upright) phase, which restarts the count,
+            # so it can be below an earlier point of the plot.
+            parts.append(f"kept model {best:.3f}")
         fraction = _finite(val.get("labelled_fraction"))
         if fraction is not None and fraction < 0.5:
             parts.append("strokes only: likely optimistic")
         self.validation_label.setText(f"Validation (step {step}): " + " · ".join(parts))
         val_loss = _finite(val.get("loss"))
         self.validation_label.setToolTip(
-            "Scored on held-out labels a person painted (never on accepted predictions)"
+            "Scored on held-out labels a person painted (never on accepted predictions). 'kept model': the score "
+            "of the model that is saved, the best of the run's last phase (without rotations)"
             + (f"; validation loss {val_loss:.4f}" if val_loss is not None else ""))
 
     @staticmethod
