@@ -9,7 +9,7 @@ run, the end of a run is always stated (no leftover ETA), and a second run's cur
 from __future__ import annotations
 
 import numpy as np
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 
 from gui_helpers import mouse_stroke, paint_two_classes, tiny_configs
@@ -173,3 +173,39 @@ def test_a_second_run_continues_the_step_axis_of_both_plots(window, qtbot, sampl
     (vx0, vx1), _ = panel.val_plot.getViewBox().viewRange()
     assert np.allclose([lx0, lx1], [vx0, vx1]) and lx0 <= 0 and lx1 >= xs[-1]
     window.session.discard_untitled()
+
+
+# ------------------------------------------------------------------ a fresh run never loses the previous model
+
+def test_a_fresh_run_keeps_the_model_it_replaces_and_restore_puts_it_back(window, qtbot, tmp_path, sample):
+    from unet_studio.core.project import has_previous_model
+
+    window.open_project(tmp_path / "project")
+    window.open_image(sample)
+    paint_two_classes(window)
+    _train(window, qtbot)
+    current = window.session.project.model_dir
+    first = (current / "model.json").read_text()
+    assert not window.training.kept_previous  # nothing to keep before the first run
+    _train(window, qtbot)  # from scratch again: the first model goes to models/previous
+    second = (current / "model.json").read_text()
+    assert window.training.kept_previous and has_previous_model(window.session.project.layout)
+    assert (window.session.project.layout.previous_model_dir / "model.json").read_text() == first
+    assert "Restore Previous Model" in window.statusBar().currentMessage()
+    window.restore_previous_model()
+    assert (current / "model.json").read_text() == first
+    assert (window.session.project.layout.previous_model_dir / "model.json").read_text() == second
+    # Continuing from the current model keeps nothing (it starts from that model).
+    _train(window, qtbot, TrainingRequest(preset="fast", time_limit_s=None, epochs=4, continue_training=True))
+    assert not window.training.kept_previous
+    assert (window.session.project.layout.previous_model_dir / "model.json").read_text() == second
+
+
+def test_restore_without_a_previous_model_says_why(window, tmp_path, sample):
+    window.open_project(tmp_path / "project")
+    window.open_image(sample)
+    window.show_error = lambda title, text: window.asked.append((title, text))
+    action = next(a for menu in window.menuBar().findChildren(QtWidgets.QMenu) for a in menu.actions()
+                  if a.text().replace("&", "") == "Restore Previous Model")
+    action.trigger()
+    assert window.asked and "no previous model" in window.asked[-1][1]

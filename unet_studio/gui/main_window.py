@@ -105,6 +105,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "&Save Project", self.actions.save, keys.Save)
         self._action(file_menu, "Save Project &As...", self.actions.save_as_dialog, keys.SaveAs)
         self._action(file_menu, "&Export...", self.actions.export_dialog, "Ctrl+E")
+        self._action(file_menu, "Restore &Previous Model", self.restore_previous_model)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, keys.Quit)
         edit = self.menuBar().addMenu("&Edit")
@@ -161,6 +162,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training_panel.stop_requested.connect(self.training.stop)
         self.training.started.connect(lambda: (self.training_panel.start_run(), self.training_panel.set_running(True)))
         self.training.ended.connect(self.training_panel.show_outcome)
+        self.training.ended.connect(lambda _: self.show_status(
+            "The model this run replaced is kept: File > Restore Previous Model puts it back", 10000)
+            if self.training.kept_previous else None)
         self.training.progressed.connect(self.training_panel.show_progress)
         self.training.failed.connect(self._on_training_failed)
         self.training.finished.connect(lambda _: self.training_panel.set_running(False))
@@ -313,6 +317,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def dropEvent(self, event: QtGui.QDropEvent) -> None:
         self.actions.open_paths([url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()])
+
+    def restore_previous_model(self) -> None:
+        """File > Restore Previous Model: swap the project's model with the one the last fresh run replaced."""
+        self.training.restore_previous()  # a refusal is shown by _guarded
+        self.show_status("Restored the previous model (the replaced one is now the previous model)", 10000)
 
     def show_object_at(self, y: float, x: float) -> None:
         """The measurements of the object under a picker click (when objects are shown)."""

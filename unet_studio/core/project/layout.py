@@ -10,6 +10,7 @@ Layout::
       labels/NAME_accepted.tif     which labelled pixels came from "Accept prediction" untouched (0/1, same
                                    shape; absent when none): never used to validate a model
       models/current/              the model folder of the project (see core.model)
+      models/previous/             the model a from-scratch training run replaced (File > Restore Previous Model)
 
 ``NAME`` comes from ``project.json``, which anybody can edit: :meth:`ProjectLayout.labels_path` accepts
 only a plain file-name component and checks that the result lies inside the folder, so an entry named
@@ -31,6 +32,7 @@ LABELS_DIR = "labels"
 LABELS_SUFFIX = "_labels.tif"
 ACCEPTED_SUFFIX = "_accepted.tif"
 MODEL_DIR = Path("models") / "current"
+PREVIOUS_MODEL_DIR = Path("models") / "previous"
 #: Where atomic writes put their temporary files (``.NAME.RANDOM.tmp.SUFFIX``), relative to the folder.
 TEMP_PLACES = (Path("."), Path(LABELS_DIR), MODEL_DIR)
 #: The entries whose presence says that a folder holds (part of) a project.
@@ -77,6 +79,10 @@ class ProjectLayout:
     @property
     def model_dir(self) -> Path:
         return self.folder / MODEL_DIR
+
+    @property
+    def previous_model_dir(self) -> Path:
+        return self.folder / PREVIOUS_MODEL_DIR
 
     def labels_path(self, name: str) -> Path:
         """``labels/NAME_labels.tif``; raises :class:`ProjectError` for a name that could leave the folder."""

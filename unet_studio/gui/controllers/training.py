@@ -56,6 +56,7 @@ class _TrainingJob:
     init_from: object
     config_hook: Callable | None
     trainer: Callable | None
+    keep_previous: object = None  # the ProjectLayout whose model a from-scratch run would replace
 
     def _dataset(self):
         from ...core import io
@@ -79,8 +80,11 @@ class _TrainingJob:
 
     def run(self) -> Iterator:
         """Build the training set in this (worker) thread, then train; yields _DatasetReady, then _Progress."""
+        from ...core.project import keep_previous_model
         from ...core.train import train
 
+        if self.keep_previous is not None:  # here, not on the GUI thread: a model folder can be large
+            keep_previous_model(self.keep_previous)
         dataset = self._dataset()
         yield _DatasetReady(dataset, [(i, s) for i, s, *_ in self.snapshot])
         n_classes = len(self.class_names)
@@ -132,6 +136,7 @@ class TrainingController(QtCore.QObject):
         self._preview_sources: list[tuple[np.ndarray, tuple[int, int]]] = []
         self._start_key: tuple[int, int] | None = None
         self._model_written = False
+        self.kept_previous = False  # whether the last run started by copying the model to models/previous
         self._run = RunRecord()
         self._push_timer = QtCore.QTimer(self)
         self._push_timer.setSingleShot(True)
@@ -142,6 +147,21 @@ class TrainingController(QtCore.QObject):
 
     def is_running(self) -> bool:
         return self.worker is not None and self.worker.is_running()
+
+    def restore_previous(self) -> None:
+        """Put back the model the last from-scratch run replaced (swapping it with the current one).
+
+        Raises :class:`~unet_studio.core.project.ProjectError` while training runs or without a previous model.
+        """
+        from ...core.project import ProjectError, restore_previous_model
+
+        if self.is_running():
+            raise ProjectError("training is running: stop it before restoring the previous model")
+        session = self.session
+        if session.folder is None:
+            raise ProjectError("this project has no model folder yet: there is no previous model")
+        restore_previous_model(session.project.layout)
+        session.notify_model_changed()
 
     # ------------------------------------------------------------------ start / stop
 
@@ -161,7 +181,9 @@ class TrainingController(QtCore.QObject):
         job = _TrainingJob(
             snapshot=snapshot, preview=preview, request=request, class_names=[c.name for c in session.classes],
             out_dir=out_dir, init_from=out_dir if request.continue_training and session.model_dir is not None else None,
-            config_hook=self.config_hook, trainer=self.trainer)
+            config_hook=self.config_hook, trainer=self.trainer,
+            keep_previous=None if request.continue_training or session.model_dir is None else session.project.layout)
+        self.kept_previous = job.keep_previous is not None
         self._dataset, self._items = None, []
         self._preview_sources = []
         self._start_key = None if preview is None else preview[0]
