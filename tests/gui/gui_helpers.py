@@ -47,3 +47,18 @@ def paint_two_classes(window) -> None:
 def labels_of(window, slice_index=None) -> np.ndarray:
     session = window.session
     return session.current.labels.data[session.current_slice if slice_index is None else slice_index]
+
+
+def threshold_model(window) -> None:
+    """Give the window's project a model folder whose network finds the bright nuclei of the bundled sample
+    without training (see ``model_helpers.threshold_net``)."""
+    from model_helpers import threshold_net
+
+    from unet_studio.core.model import ModelInfo, save_model
+
+    net = threshold_net()
+    info = ModelInfo(net.config, [1, 2], [c.name for c in window.session.classes],
+                     {"method": "percentile", "low": 1.0, "high": 99.8})
+    window.session.ensure_folder()
+    save_model(window.session.project.model_dir, net, info)
+    window.session.notify_model_changed()

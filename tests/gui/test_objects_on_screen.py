@@ -9,22 +9,9 @@ import tifffile
 from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
+from gui_helpers import threshold_model
 from unet_studio.core.predict import match_instances
 from unet_studio.gui.objects_layer import object_colors, objects_display
-
-
-def _threshold_model(window):
-    """A model folder for the project whose network finds the bright nuclei of the bundled sample."""
-    from model_helpers import threshold_net
-
-    from unet_studio.core.model import ModelInfo, save_model
-
-    net = threshold_net()
-    info = ModelInfo(net.config, [1, 2], [c.name for c in window.session.classes],
-                     {"method": "percentile", "low": 1.0, "high": 99.8})
-    window.session.ensure_folder()
-    save_model(window.session.project.model_dir, net, info)
-    window.session.notify_model_changed()
 
 
 @pytest.fixture
@@ -34,7 +21,7 @@ def predicted(window, qtbot, tmp_path, sample_stack):
     tifffile.imwrite(image, sample_stack[0])
     window.open_project(tmp_path / "project")
     window.open_image(image)
-    _threshold_model(window)
+    threshold_model(window)
     with qtbot.waitSignal(window.prediction.finished, timeout=120000):
         window.prediction.predict("slice")
     assert window.session.slices.probabilities() is not None

@@ -9,6 +9,7 @@ import tifffile
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
+from gui_helpers import threshold_model
 from unet_studio.core import project as proj
 from unet_studio.core.io import read_image
 from unet_studio.gui.image_kind import ImageKind, background_of, dtype_family, kind_differences
@@ -200,24 +201,12 @@ def test_the_shortcuts_help_names_the_file_and_predict_shortcuts(window):
 
 # -- Predict all: which images ----------------------------------------------------------------------------
 
-def _threshold_model(window) -> None:
-    from model_helpers import threshold_net
-
-    from unet_studio.core.model import ModelInfo, save_model
-
-    net = threshold_net()
-    info = ModelInfo(net.config, [1, 2], [c.name for c in window.session.classes],
-                     {"method": "percentile", "low": 1.0, "high": 99.8})
-    window.session.ensure_folder()
-    save_model(window.session.project.model_dir, net, info)
-    window.session.notify_model_changed()
-
 
 def test_predict_all_says_which_images_and_runs_on_the_choice(window, qtbot, tmp_path, sample, images):
     window.open_project(tmp_path / "project")
     window.open_image(images["nuclei_a"])
     window.open_image(sample)  # two slices
-    _threshold_model(window)
+    threshold_model(window)
     offered = []
     window.choose = lambda title, text, options, default: offered.append((title, text, options, default))
     window.overlay_panel.predict_all_button.click()  # cancelled

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from gui_helpers import labels_of, mouse_stroke
+from gui_helpers import labels_of, mouse_stroke, threshold_model
 
 
 def _tiny_model(window, in_channels=1):
@@ -145,21 +145,6 @@ def test_predict_without_a_model_says_so(window, data_dir):
     assert "no model" in window.last_error[1]
 
 
-def _threshold_model(window) -> None:
-    """A tiny U-Net (base 4) built in place: its foreground logit is 20 * (x - 0.5) of the normalised input,
-    so it finds the bright nuclei of the bundled sample without training."""
-    from model_helpers import threshold_net
-
-    from unet_studio.core.model import ModelInfo, save_model
-
-    net = threshold_net()
-    info = ModelInfo(net.config, [1, 2], [c.name for c in window.session.classes],
-                     {"method": "percentile", "low": 1.0, "high": 99.8})
-    window.session.ensure_folder()
-    save_model(window.session.project.model_dir, net, info)
-    window.session.notify_model_changed()
-
-
 def test_cli_and_file_export_write_the_same_bytes(window, qtbot, tmp_path, sample_stack):
     import subprocess
     import sys
@@ -168,7 +153,7 @@ def test_cli_and_file_export_write_the_same_bytes(window, qtbot, tmp_path, sampl
     tifffile.imwrite(image, sample_stack, imagej=True, metadata={"axes": "ZYX"})
     window.open_project(tmp_path / "project")
     window.open_image(image)
-    _threshold_model(window)
+    threshold_model(window)
     gui_out, cli_out = tmp_path / "gui", tmp_path / "cli"
     with qtbot.waitSignal(window.prediction.finished, timeout=120000):
         window.actions.export(gui_out, {"labels", "probabilities", "instances", "measurements"}, "image")
@@ -192,7 +177,7 @@ def test_export_of_a_time_lapse_keeps_its_frames(window, qtbot, tmp_path, sample
     tifffile.imwrite(image, sample_stack, imagej=True, metadata={"axes": "TYX", "unit": "um"}, resolution=(2.0, 2.0))
     window.open_project(tmp_path / "project")
     window.open_image(image)
-    _threshold_model(window)
+    threshold_model(window)
     out = tmp_path / "export"
     with qtbot.waitSignal(window.prediction.finished, timeout=120000):
         window.actions.export(out, {"labels", "probabilities", "instances", "annotations"}, "image")
