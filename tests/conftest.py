@@ -74,3 +74,14 @@ def larger_than_memory_tiff(tmp_path) -> Path:
         pytest.skip("this file system does not keep files sparse")
     yield path
     path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def restore_torch_threads():
+    """Training and prediction set the process's CPU threads; give the next tests what they had
+    (``pytestmark = pytest.mark.usefixtures("restore_torch_threads")`` in the files that train)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

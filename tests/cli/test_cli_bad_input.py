@@ -60,14 +60,7 @@ from unet_studio.core.config import ModelConfig, TrainConfig
 from unet_studio.core.model.unet import UNet
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """Training and prediction set the process's CPU threads; give the next tests what they had."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 def _save_tiny_model(folder: Path, in_channels: int = 1, class_values=(0, 255)) -> Path:

@@ -28,11 +28,7 @@ def touching_objects(shape=(64, 96)) -> np.ndarray:
     return labels
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture

@@ -28,14 +28,7 @@ def tiny_preset(monkeypatch):
     monkeypatch.setattr(presets, "preset_configs", tiny)
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """Training sets the process's CPU threads; give the next tests what they had."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 def _train(capsys, *args):

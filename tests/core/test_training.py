@@ -20,12 +20,7 @@ from unet_studio.core.train.validation import Validator, calibrate_thresholds, s
 TINY = ModelConfig(base_channels=4, depth=3, norm="batch")
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """train() sets the process's CPU threads; give the next tests what they had."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 def _config(**changes) -> TrainConfig:

@@ -15,11 +15,7 @@ from unet_studio.core.train import train
 from unet_studio.core.train.setup import optimizer_tensors, restore_optimizer
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 def _optimizer_file(folder):

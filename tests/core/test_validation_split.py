@@ -16,11 +16,7 @@ from unet_studio.core.train.validation import Validator
 TINY = ModelConfig(base_channels=4, depth=2, norm="batch")
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 def _config(**changes) -> TrainConfig:

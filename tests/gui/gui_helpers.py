@@ -62,3 +62,14 @@ def threshold_model(window) -> None:
     window.session.ensure_folder()
     save_model(window.session.project.model_dir, net, info)
     window.session.notify_model_changed()
+
+
+def drop_files(target: QtWidgets.QWidget, pos: QtCore.QPointF, paths) -> None:
+    """Drag ``paths`` over ``target`` and drop them at ``pos`` (widget coordinates): real drag events."""
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(path)) for path in paths])
+    button, modifier = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.DropAction.CopyAction, mime, button, modifier)
+    QtWidgets.QApplication.sendEvent(target, enter)
+    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, button, modifier)
+    QtWidgets.QApplication.sendEvent(target, drop)

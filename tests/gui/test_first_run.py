@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore
 
-from gui_helpers import labels_of, mouse_stroke
+from gui_helpers import drop_files, labels_of, mouse_stroke
 from unet_studio.core import project as proj
 
 
@@ -79,24 +79,15 @@ def test_help_getting_started(window, user_dirs):
 
 def test_dropping_an_image_on_the_hint_opens_it(window, qtbot, tmp_path, sample_stack):
     import tifffile
-    from PySide6 import QtGui, QtWidgets
 
     path = tmp_path / "dropped.tif"
     tifffile.imwrite(path, sample_stack[0])
     hint = window.first_run_hint
-    mime = QtCore.QMimeData()
-    mime.setUrls([QtCore.QUrl.fromLocalFile(str(path))])
     # Where the hint is: the widget under that point is the view (the hint lets drops through).
     center = hint.geometry().center()
     target = window.canvas.childAt(center)
     assert target is not hint
-    pos = QtCore.QPointF(target.mapFrom(window.canvas, center))
-    enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.DropAction.CopyAction, mime,
-                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
-    QtWidgets.QApplication.sendEvent(target, enter)
-    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
-                            QtCore.Qt.KeyboardModifier.NoModifier)
-    QtWidgets.QApplication.sendEvent(target, drop)
+    drop_files(target, QtCore.QPointF(target.mapFrom(window.canvas, center)), [path])
     assert window.session.current.entry.path == path.resolve()
     np.testing.assert_array_equal(window.session.slices.raw()[0], sample_stack[0])
     assert proj.load_recent() == []

@@ -9,7 +9,7 @@ import tifffile
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
-from gui_helpers import threshold_model
+from gui_helpers import drop_files, threshold_model
 from unet_studio.core import project as proj
 from unet_studio.core.io import read_image
 from unet_studio.gui.image_kind import ImageKind, background_of, dtype_family, kind_differences
@@ -158,15 +158,7 @@ def test_add_images_adds_without_a_question(window, tmp_path, images):
 def test_a_dropped_image_of_another_kind_asks_too(window, tmp_path, images):
     _project_with(window, tmp_path, images["nuclei_a"])
     window.answers["Open image"] = None
-    mime = QtCore.QMimeData()
-    mime.setUrls([QtCore.QUrl.fromLocalFile(str(images["colour"]))])
-    target, pos = window.canvas.view.viewport(), QtCore.QPointF(40, 40)
-    enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.DropAction.CopyAction, mime,
-                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
-    QtWidgets.QApplication.sendEvent(target, enter)
-    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
-                            QtCore.Qt.KeyboardModifier.NoModifier)
-    QtWidgets.QApplication.sendEvent(target, drop)
+    drop_files(window.canvas.view.viewport(), QtCore.QPointF(40, 40), [images["colour"]])
     assert window.asked == ["Open image"] and len(window.session.images) == 1
 
 

@@ -151,6 +151,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.binder.objects_counted.connect(
             lambda n: self.objects_label.setText("" if n < 0 else f"{n} object{'s' if n != 1 else ''}"))
         self.tools.picked_at.connect(self.show_object_at)
+        self.binder.objects.failed.connect(lambda message: self.show_status(f"Cannot make objects: {message}", 10000))
         self.canvas.files_dropped.connect(self.actions.open_paths)
         self.images_panel.add_requested.connect(lambda: self._guarded(self.actions.add_images_dialog))
         self.images_panel.remove_requested.connect(lambda i: self._guarded(lambda: session.remove_image(i)))

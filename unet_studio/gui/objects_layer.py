@@ -214,10 +214,6 @@ class ObjectsLayer(QtCore.QObject):
         if request is not None:
             self._start(request)
 
-    def forget(self) -> None:
-        """Drop the objects shown (another project or image list)."""
-        self._latest, self._waiting = None, None
-
     def shutdown(self) -> None:
         """Stop waiting work and wait for a running computation (application close, tests)."""
         self._waiting = None

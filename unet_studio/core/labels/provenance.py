@@ -33,17 +33,8 @@ def clear_edited(flags: np.ndarray, data: np.ndarray, changes: list[Change]) -> 
     list of Change
         The flag changes (old flags), for the undo item.
     """
-    out = []
-    for change in changes:
-        if change.layer != "labels":
-            continue
-        y0, y1, x0, x1 = change.box
-        region = flags[change.slice_index, y0:y1, x0:x1]
-        edited = region & (data[change.slice_index, y0:y1, x0:x1] != change.values)
-        if edited.any():
-            out.append(Change(change.slice_index, change.box, region.copy(), layer="accepted"))
-            region[edited] = False
-    return out
+    # Edited pixels lose their flag; the others keep theirs.
+    return _update(flags, data, changes, lambda region, new, old: region & (new == old))
 
 
 def mark_accepted(flags: np.ndarray, data: np.ndarray, changes: list[Change]) -> list[Change]:
@@ -52,14 +43,19 @@ def mark_accepted(flags: np.ndarray, data: np.ndarray, changes: list[Change]) ->
     Pixels whose label the prediction left as it was keep their flag (a stroke the model agrees with
     stays the person's); returns the flag changes (old flags), for the undo item.
     """
+    return _update(flags, data, changes, lambda region, new, old: np.where(new != old, new != 0, region))
+
+
+def _update(flags: np.ndarray, data: np.ndarray, changes: list[Change], rule) -> list[Change]:
+    """Set the flags in each label change's box to ``rule(flags, labels after, labels before)``; return the
+    flag changes (old flags) of the boxes where they changed, for the undo item."""
     out = []
     for change in changes:
         if change.layer != "labels":
             continue
         y0, y1, x0, x1 = change.box
         region = flags[change.slice_index, y0:y1, x0:x1]
-        new = data[change.slice_index, y0:y1, x0:x1]
-        target = np.where(new != change.values, new != 0, region)
+        target = rule(region, data[change.slice_index, y0:y1, x0:x1], change.values)
         if not np.array_equal(target, region):
             out.append(Change(change.slice_index, change.box, region.copy(), layer="accepted"))
             region[...] = target
