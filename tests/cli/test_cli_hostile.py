@@ -272,9 +272,9 @@ def test_tifffile_errors_about_a_file_that_reads_well_are_not_shown_as_errors(tm
         "import logging, sys\n"
         "from unet_studio.cli import main, predict\n"
         "real = predict.read_image\n"
-        "def read_image(path):\n"
+        "def read_image(path, **options):\n"
         "    logging.getLogger('tifffile').error('<tifffile.TiffFile> OME series raised ParseError (blocked)')\n"
-        "    return real(path)\n"
+        "    return real(path, **options)\n"
         "predict.read_image = read_image\n"
         f"sys.exit(main(['predict', '--model', {str(model_dir)!r}, '--images', {str(image)!r}, "
         f"'--out', {str(tmp_path / 'out')!r}]))\n")

@@ -330,7 +330,7 @@ def _reopen_with_model(window, qtbot, folder: Path) -> None:
     assert window.last_error is not None and window.last_error[0] == CRASH_NOTICE
     assert window.session.model_dir == model_dir
     assert not _temporary_files(model_dir), "temporary files of the killed save are left"
-    assert window.training_panel.continue_check.isEnabled()
+    assert window.training_panel.continue_available()
     with qtbot.waitSignal(window.prediction.finished, timeout=60000):
         window.prediction.predict("slice")
     assert window.session.slices.probabilities() is not None

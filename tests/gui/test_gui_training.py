@@ -35,7 +35,7 @@ def test_training_shows_live_previews_and_saves_a_model(window, qtbot, sample_51
     assert not np.array_equal(first, window.canvas.prediction_item.image)  # later previews changed it
     assert window.training_panel.device_label.text() not in ("", "Device: -")  # "CPU (n threads)" or the GPU
     assert window.training_panel.progress_bar.value() == window.training_panel.progress_bar.maximum()
-    assert window.training_panel.continue_check.isEnabled()
+    assert window.training_panel.continue_available()
     window.session.discard_untitled()
 
 
@@ -143,7 +143,7 @@ def test_continue_from_the_current_model(window, qtbot, sample_512):
         pass
     meta = json.loads((window.session.model_dir / "model.json").read_text())
     assert meta["extra"]["steps"] == 6
-    assert window.training_panel.continue_check.isEnabled()
+    assert window.training_panel.continue_available()
     _start(window, qtbot, continue_training=True)
     with qtbot.waitSignal(window.training.finished, timeout=60000):
         pass

@@ -53,7 +53,7 @@ def test_train_click_emits_settings_from_the_widgets(qtbot, training_panel):
     panel.minutes_spin.setValue(2)
     panel.seconds_spin.setValue(30)
     panel.epochs_spin.setValue(7)
-    panel.continue_check.setChecked(True)
+    panel.set_start_from("current")
     with qtbot.waitSignal(panel.start_requested, timeout=1000) as blocker:
         qtbot.mouseClick(panel.train_button, LEFT)
     assert blocker.args == [TrainingRequest("classic", time_limit_s=150.0, epochs=7, continue_training=True)]
@@ -91,7 +91,7 @@ def test_set_running_toggles_button_and_stop_emits(qtbot, training_panel):
     assert not panel.train_button.isEnabled()  # stopping: no double clicks
     panel.set_running(False)
     assert panel.train_button.text() == "Train" and panel.train_button.isEnabled()
-    assert panel.preset_combo.isEnabled() and panel.continue_check.isEnabled()
+    assert panel.preset_combo.isEnabled() and panel.start_combo.isEnabled()
 
 
 def test_show_progress_updates_bar_text_and_loss_curve(training_panel):

@@ -158,7 +158,7 @@ def test_a_second_run_continues_the_step_axis_of_both_plots(window, qtbot, sampl
     xs1, _ = panel.loss_plot.points("loss")
     f1_xs1, _ = panel.val_plot.points("mean F1")
     assert xs1[-1] == first[-1].step and f1_xs1
-    window.training_panel.continue_check.setChecked(True)
+    window.training_panel.set_start_from("current")
     second, _ = _train(window, qtbot, TrainingRequest(preset="fast", time_limit_s=None, epochs=4,
                                                       continue_training=True), epochs=2)
     xs, _ = panel.loss_plot.points("loss")

@@ -12,6 +12,13 @@ For each input ``NAME.ext`` it writes into ``--out``:
 - with ``--measure``: ``NAME_measurements.csv``, one row per object (with a ``slice`` column for stacks and
   physical units when the image is calibrated).
 
+OME-Zarr: an input may be an OME-Zarr image folder (``NAME.ome.zarr``, NGFF 0.4/0.5, read lazily slice by
+slice; a plain zarr array needs ``--axes``). With ``--format zarr`` (the default when an input is OME-Zarr,
+and implied by ``--out NAME.ome.zarr`` for one image, whose labels then go to that very folder) the outputs
+are OME-Zarr images ``NAME_labels.ome.zarr`` (``_probabilities``, ``_instances``) with a multiscale pyramid
+(labels and instances downsampled by the mode, never averaged), written into a temporary folder beside the
+target and renamed when done (:mod:`.predict_format`).
+
 The outputs are written by :func:`unet_studio.core.predict.export_image`, as the application's File >
 Export writes them: stacks slice by slice through memory-mapped TIFFs, every file atomically (a failure or an
 interrupt leaves no partial or temporary file). A file that cannot be read (or does not fit the model) is
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -34,8 +42,9 @@ from pathlib import Path
 from ..core.config import InferConfig
 from ..core.device import configure_cpu_threads, describe_device, select_device
 from ..core.errors import ConfigError, ImageReadError, UNetStudioError
-from ..core.io import SUPPORTED_SUFFIXES, check_writable, list_images, read_image
+from ..core.io import SUPPORTED_SUFFIXES, check_writable, is_zarr_path, list_images, read_image
 from ..core.model import load_model
+from ..resources import model_folder
 from ..core.predict import (
     INSTANCE_MODES,
     OUTPUT_SUFFIXES,
@@ -49,6 +58,9 @@ from ..core.predict import (
 )
 from ..core.progress import format_duration
 from .checks import check_float, check_int, parse_floats, parse_ints, shown, shown_list
+from . import predict_format
+from . import predict_dask
+from .predict_format import choose_output, input_stem, input_suffix
 from .progress import ProgressBar
 
 PROG = "unet-studio predict"
@@ -57,13 +69,14 @@ MAX_BATCH = 4096
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="model folder written by 'unet-studio train'")
+    parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="model folder written by 'unet-studio train', or nuclei (the bundled starting model)")
     parser.add_argument("--images", required=True, metavar="DIR_OR_FILE", help="an image file or a folder of images")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed), or NAME.ome.zarr "
+                        "for the labels of one image as OME-Zarr")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that are already in --out (default: refuse, touching nothing)")
-    parser.add_argument("--probabilities", action="store_true", help="also write NAME_probabilities.tif (float32)")
-    parser.add_argument("--instances", action="store_true", help="also write NAME_instances.tif (one number per object)")
+    parser.add_argument("--probabilities", action="store_true", help="also write NAME_probabilities.tif (float32; .ome.zarr with --format zarr)")
+    parser.add_argument("--instances", action="store_true", help="also write NAME_instances.tif (one number per object; .ome.zarr with --format zarr)")
     parser.add_argument("--measure", action="store_true", help="also write NAME_measurements.csv (one row per object)")
     parser.add_argument("--tile-size", type=int, metavar="N", help="largest tile side in pixels (default: from free memory)")
     parser.add_argument("--overlap", type=float, metavar="F", help="blended overlap between tiles, fraction (default: 0.125 where tiles can differ, else 0)")
@@ -83,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how touching objects are split: auto (default: as the model was trained), three_class "
                         "(seeds from the interior class of a model trained with 'train --instances'), or distance "
                         "(seeds from the maxima of the foreground's distance transform)")
+    predict_format.add_arguments(parser)
+    predict_dask.add_arguments(parser)  # --dask [ADDRESS], --block-size
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -100,19 +115,19 @@ def check_args(args: argparse.Namespace) -> None:
 
 def _looks_like_output(path: Path, stems: set[str]) -> bool:
     """``NAME_labels.tif`` (or another output) beside an image ``NAME``: an output of a run, not an input."""
-    stem = path.stem.casefold()
+    stem = input_stem(path).casefold()
     return any(stem.endswith(suffix.split(".")[0]) and stem[: -len(suffix.split(".")[0])] in stems
                for suffix in OUTPUT_SUFFIXES.values())
 
 
 def find_inputs(images: Path) -> tuple[list[Path], list[Path]]:
     """The images to predict and the files skipped because they are outputs of a prediction."""
-    if images.is_file():
+    if images.is_file() or is_zarr_path(images):  # an OME-Zarr image is a folder, but one image
         return [images], []
     if not images.exists():
         raise ImageReadError(f"'{images}' does not exist: give an image file or a folder of images")
     found = list_images(images)
-    stems = {p.stem.casefold() for p in found}
+    stems = {input_stem(p).casefold() for p in found}
     skipped = [p for p in found if _looks_like_output(p, stems)]
     inputs = [p for p in found if p not in skipped]
     if not inputs:
@@ -121,17 +136,22 @@ def find_inputs(images: Path) -> tuple[list[Path], list[Path]]:
     return inputs, skipped
 
 
-def plan_outputs(inputs: list[Path], out: Path, config: ExportConfig, overwrite: bool) -> list[tuple[Path, str]]:
+def plan_outputs(inputs: list[Path], out: Path, config: ExportConfig, overwrite: bool,
+                 name: str | None = None) -> list[tuple[Path, str]]:
     """(input, output base name) per input, after refusing clashes and files the run would replace.
 
     Names differing only in the extension get the extension in their outputs' name; outputs that would still
     share a file (names differing only in case, which some file systems do not tell apart) are refused, as
-    are outputs that would replace an input, or an existing file unless ``overwrite``.
+    are outputs that would replace an input, or an existing file unless ``overwrite``. ``name``: the one
+    input's outputs are named so (``--out NAME.ome.zarr``).
     """
     by_stem: dict[str, list[Path]] = {}
     for path in inputs:
-        by_stem.setdefault(path.stem.casefold(), []).append(path)
-    plan = [(p, p.stem if len(by_stem[p.stem.casefold()]) == 1 else f"{p.stem}_{p.suffix[1:]}") for p in inputs]
+        by_stem.setdefault(input_stem(path).casefold(), []).append(path)
+    plan = [(p, input_stem(p) if len(by_stem[input_stem(p).casefold()]) == 1 else f"{input_stem(p)}_{input_suffix(p)}")
+            for p in inputs]
+    if name:
+        plan = [(inputs[0], name)]
     owner: dict[str, Path] = {}
     sources = {p.resolve() for p in inputs}
     existing: list[str] = []
@@ -161,7 +181,7 @@ class _Predictor:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.device = select_device(args.device)
-        self.model, self.info = load_model(args.model, self.device)
+        self.model, self.info = load_model(model_folder(args.model), self.device)  # nuclei: the bundled model
         n_classes = self.info.model_config.n_classes
         thresholds = parse_floats("--thresholds", args.thresholds, 0.0, 1.0)
         self.note = ""
@@ -196,10 +216,11 @@ class _Predictor:
             instance=InstanceConfig(method="components" if args.no_split else "watershed", min_size=args.min_size),
             instance_mode=args.instance_mode)
         self.out = Path(args.out)
+        self.axes, self.missing_chunks = args.axes, args.missing_chunks
         self.warnings: list[str] = []  # about the last image: NaN pixels, a constant image
 
     def run_one(self, path: Path, name: str, bar: ProgressBar) -> dict[str, Path]:
-        with read_image(path) as stack, contextlib.closing(
+        with read_image(path, axes=self.axes, missing_chunks=self.missing_chunks) as stack, contextlib.closing(
                 export_image(self.model, self.info, stack, self.out, name, self.export, self.infer)) as steps:
             n_slices = len(stack)
             for step in steps:
@@ -221,8 +242,15 @@ def run(args: argparse.Namespace) -> int:
     configure_cpu_threads()
     predictor = _Predictor(args)
     inputs, skipped = find_inputs(Path(args.images))
-    plan = plan_outputs(inputs, predictor.out, predictor.export, args.overwrite)
+    choice = choose_output(args, inputs)
+    predictor.out = choice.folder
+    predictor.export = dataclasses.replace(predictor.export, format=choice.format, labels_as_name=bool(choice.name))
+    if args.dask is not None:  # blockwise on Dask: its outputs are OME-Zarr
+        predictor.export = dataclasses.replace(predictor.export, format="zarr")
+    plan = plan_outputs(inputs, predictor.out, predictor.export, args.overwrite, name=choice.name)
     check_writable(predictor.out)  # a read-only or impossible --out: say so before any work
+    if args.dask is not None:
+        return predict_dask.run(args, predictor, plan)
     device = describe_device(predictor.device)
     if skipped:
         print(f"{PROG}: skipped {len(skipped)} file(s) that are outputs of a prediction: "

@@ -10,6 +10,11 @@ filaments stay whole), with the paper's border weights between touching objects.
 validation images inside the dsb2018 training split (``bench/generalization.py --split validation``), where
 the two tied on round nuclei.
 
+``--init nuclei`` (or ``--init MODEL_DIR``) fine-tunes a starting model on these labels: its weights, network
+and normalisation, a fresh history from step 0, fresh optimizer moments and the labels' classes (``--resume``
+continues a model's own run instead). The bundled nuclei model predicts background and nucleus from 1-channel
+images (``--instances``, distance mode); labels of other classes are refused with a one-line message.
+
 Ctrl-C (or SIGTERM, SIGHUP) stops training; the best model so far is in ``--out`` and the command exits with
 status 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 """
@@ -62,8 +67,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="compute device (default: CUDA, else Apple MPS, else CPU)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: one per core)")
+    parser.add_argument("--gpus", type=int, metavar="N",
+                        help="train on N processes with DDP: one per GPU, or N CPU processes where there is no "
+                        "GPU; each takes the preset's batch (see also torchrun in the README)")
     parser.add_argument("--resume", metavar="MODEL_DIR",
                         help="start from this model folder (resume or fine-tune); its history continues")
+    parser.add_argument("--init", metavar="NAME|MODEL_DIR",
+                        help="start from the weights of a starting model (nuclei: the bundled fluorescence "
+                        "nuclei model) or of a model folder, and fine-tune it on these labels: its network and "
+                        "normalisation, a fresh history, these labels' classes")
 
 
 MAX_EPOCHS = 1_000_000
@@ -86,6 +98,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--instances and --unlabelled cannot be combined")
     if args.instance_mode is not None and not args.instances:
         raise ConfigError("--instance-mode is for instance label images: add --instances")
+    if args.init is not None and args.resume is not None:
+        raise ConfigError("--init and --resume cannot be combined: --resume continues a model's run, --init "
+                          "starts a new run from a model's weights")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
@@ -97,23 +112,34 @@ def _status(progress, best_text: str) -> str:
     return "  ".join(p for p in parts if p)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train as the arguments say; returns the exit status (0 done, 1 failed or diverged, 128 + signal)."""
+def run(args: argparse.Namespace, ranks=None) -> int:
+    """Train as the arguments say; returns the exit status (0 done, 1 failed or diverged, 128 + signal).
+
+    ``ranks``: this process's place in a distributed run (``--gpus``, torchrun: :mod:`.train_distributed`).
+    """
     from ..core.io import check_writable
-    from ..core.train import load_folder, train
+    from ..core.train import SINGLE_PROCESS, load_folder, train
+    from .train_distributed import run_distributed, wants_distributed
+
+    if ranks is None and wants_distributed(args):
+        return run_distributed(args, run)
+    ranks = ranks or SINGLE_PROCESS
 
     check_args(args)
+    init_from = _init_from(args)  # a starting model that is not there: say so before reading any image
     dataset, class_values, class_names = load_folder(args.images, args.labels, args.unlabelled, args.instances,
                                                      _instance_mode(args))
     model_config, train_config = _configs(args, dataset)
     if args.resume:
         _check_resume(args, dataset, class_values)
-    check_writable(args.out, "the model folder")  # a read-only --out: say so now, not after training
+    if ranks.is_main:  # the other ranks of a distributed run never write
+        check_writable(args.out, "the model folder")  # a read-only --out: say so now, not after training
+    # train() checks at the call that a --init model fits these data: its refusal comes before this line.
+    run_iter = train(dataset, model_config, train_config, out_dir=args.out if ranks.is_main else None,
+                     init_from=init_from, class_values=class_values, class_names=class_names, ranks=ranks)
     print(f"training on {len(dataset)} image slice(s), classes {class_values}, preset {args.preset}",
           file=sys.stderr)
     bar = ProgressBar("train")
-    run_iter = train(dataset, model_config, train_config, out_dir=args.out, init_from=args.resume,
-                     class_values=class_values, class_names=class_names)
     try:
         last = _follow(run_iter, bar)
     except KeyboardInterrupt as exc:
@@ -150,6 +176,18 @@ def _configs(args: argparse.Namespace, dataset):
 def _instance_mode(args: argparse.Namespace) -> str:
     """The --instance-mode of the run (distance when not given: see the module's docstring)."""
     return args.instance_mode or "distance"
+
+
+def _init_from(args: argparse.Namespace):
+    """What the run starts from: ``--resume``'s folder, ``--init``'s starting weights, or None (a new model)."""
+    if args.init is None:
+        return args.resume
+    from ..core.train import StartingWeights
+    from ..resources import STARTING_MODELS, model_folder
+
+    folder = model_folder(args.init)  # an unknown name or a missing bundled model: a one-line message
+    label = f"the {args.init} model" if args.init in STARTING_MODELS else f"the model in {folder}"
+    return StartingWeights(folder, label)
 
 
 def _check_resume(args: argparse.Namespace, dataset, class_values: list) -> None:

@@ -5,6 +5,10 @@ of at most 256 entries. The label overlay is cut into tiles (one ``ImageItem`` p
 re-renders only the tiles its box touches, so painting stays fluid on big images. Scene coordinates are
 pixel edges: pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``; the painting tools work with pixel
 centres (``(i, j)``), as :class:`~unet_studio.core.labels.LabelVolume` does.
+
+A big image (a :class:`~.big_image.BigSlice` given to :meth:`ImageCanvas.set_raw`) is shown by a
+:class:`~.big_image.PyramidView`: its overview in the raw item, scaled to the image, tiles of the level that
+fits the view above it, and its labels as one overlay sampled at the screen's resolution.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .big_image import BigSlice, PyramidView, open_pyramid
 from .composite import CHANNEL_COLORS, Levels, channel_colors, composite_rgb, is_rgb, percentile_levels
 from .scale_bar import ScaleBar
 from .view_state import COMPOSITE
@@ -100,6 +105,8 @@ class ImageCanvas(QtWidgets.QWidget):
         self._outline_centre: tuple[float, float] | None = None  # pixel under the cursor, last seen
         self._label_opacity = 0.6
         self._labels_visible = True
+        self.big: PyramidView | None = None  # the tiles of a big image, when one is shown
+        self.big_prediction: PyramidView | None = None  # the tiles of its predicted labels
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.view.viewport().installEventFilter(self)
 
@@ -174,18 +181,38 @@ class ImageCanvas(QtWidgets.QWidget):
 
     def set_raw(self, raw: np.ndarray | None, reset_view: bool = False) -> None:
         """Show a (C, Y, X) slice with the current channel choice and percentile contrast."""
-        self._raw = raw
         self._auto_levels.clear()
+        big = raw if isinstance(raw, BigSlice) else None
+        if self.big is not None and (big is None or big is not self.big.raw):
+            self.show_big_prediction(None)
+            self.big.close()
+            self.big = None
+            self.label_tiles.pop((-1, -1), None)
+            self.raw_item.resetTransform()
+        if big is not None:
+            raw = big.overview  # levels, composite and the base layer come from the overview
+        self._raw = raw
         if raw is None:
             self.raw_item.clear()
             self.shape = None
             return
-        shape = raw.shape[1:]
+        shape = big.shape[1:] if big is not None else raw.shape[1:]
         reset_view = reset_view or shape != self.shape
         self.shape = shape
+        if big is not None and self.big is None:
+            self._show_big(big)
         self._render_raw()
         if reset_view:
             self.reset_view()
+
+    def _show_big(self, big: BigSlice) -> None:
+        """Show a big slice from its pyramid: the labels' tiles go, one sampled overlay comes."""
+        self.set_labels(None)
+        self.big = PyramidView(self, big, self)
+        item = self.big.labels.item
+        item.setOpacity(self._label_opacity)
+        item.setVisible(self._labels_visible)
+        self.label_tiles[(-1, -1)] = item  # follows colours, opacity and visibility like a tile
 
     def reset_view(self) -> None:
         """Zoom and pan so that the whole image fits the view."""
@@ -218,21 +245,30 @@ class ImageCanvas(QtWidgets.QWidget):
         raw = self._raw
         if raw is None:
             return
-        channel = self.channel if self.channel < raw.shape[0] else 0
         self.channel_levels = [self._levels_of(raw, c) for c in range(raw.shape[0])]
+        image, self.levels = self.render_block(raw)
+        self.raw_item.setImage(image, levels=self.levels, autoLevels=False)
+        if self.big is not None:
+            self.raw_item.setRect(QtCore.QRectF(0, 0, self.shape[1], self.shape[0]))  # the overview spans the image
+            self.big.restyle()
+            self.big.schedule()
+
+    def render_block(self, raw: np.ndarray) -> tuple[np.ndarray, Levels]:
+        """A (C, Y, X) block as shown now (channel or composite, :attr:`channel_levels`): image and levels."""
+        channel = self.channel if self.channel < raw.shape[0] else 0
         if channel == COMPOSITE and raw.shape[0] > 1:
-            rgb = composite_rgb(raw, self.channel_levels, channel_colors(raw.shape[0], raw.dtype))
-            self.levels = (0.0, 255.0)
-            self.raw_item.setImage(rgb, levels=(0, 255), autoLevels=False)
-            return
+            return composite_rgb(raw, self.channel_levels, channel_colors(raw.shape[0], raw.dtype)), (0.0, 255.0)
         plane = raw[max(channel, 0)]
         if plane.dtype not in (np.uint8, np.uint16, np.float32):
             plane = plane.astype(np.float32)
-        plane = np.ascontiguousarray(plane)
-        self.levels = self.channel_levels[max(channel, 0)]
-        self.raw_item.setImage(plane, levels=self.levels, autoLevels=False)
+        return np.ascontiguousarray(plane), self.channel_levels[max(channel, 0)]
 
     # ------------------------------------------------------------------ labels
+
+    @property
+    def label_lut_table(self) -> np.ndarray:
+        """The (256, 4) colour table of the labels."""
+        return self._label_lut
 
     def set_label_colors(self, colors: list[tuple[int, int, int]]) -> None:
         self._label_lut = label_lut(colors)
@@ -249,9 +285,15 @@ class ImageCanvas(QtWidgets.QWidget):
         for item in self.label_tiles.values():
             item.setVisible(self._labels_visible)
 
-    def set_labels(self, labels: np.ndarray | None) -> None:
-        """Show a (Y, X) label slice; the canvas keeps a reference and re-reads it on :meth:`update_labels`."""
+    def set_labels(self, labels: np.ndarray | None, painted=None) -> None:
+        """Show a (Y, X) label slice; the canvas keeps a reference and re-reads it on :meth:`update_labels`.
+
+        ``painted`` (a big image's) says which boxes of the slice hold labels: only those are read.
+        """
         self._labels = labels
+        if self.big is not None:
+            self.big.labels.set_plane(labels, painted)
+            return
         if labels is None:
             for item in self.label_tiles.values():
                 self.viewbox.removeItem(item)
@@ -278,6 +320,9 @@ class ImageCanvas(QtWidgets.QWidget):
         labels = self._labels
         if labels is None:
             return 0
+        if self.big is not None:
+            self.big.labels.update(box)
+            return 1
         height, width = labels.shape
         y0, y1, x0, x1 = box if box is not None else (0, height, 0, width)
         count = 0
@@ -302,6 +347,23 @@ class ImageCanvas(QtWidgets.QWidget):
 
     def set_prediction_opacity(self, opacity: float) -> None:
         self.prediction_item.setOpacity(float(opacity))
+        if self.big_prediction is not None:
+            self.big_prediction.set_opacity(opacity)
+
+    def show_big_prediction(self, path: str | None) -> None:
+        """Show a big image's predicted labels (an OME-Zarr, tile by tile from its pyramid); None: take them away."""
+        if self.big_prediction is not None:
+            self.big_prediction.source.close()  # closes the layer too
+            self.big_prediction = None
+        if path is None or self.big is None:
+            return
+        lut = self._label_lut
+        layer = PyramidView(self, BigSlice(open_pyramid(path), self.big.raw.slice_index), self,
+                            render=lambda block: (np.ascontiguousarray(block[0]), (0, 255), lut), z=1.0)
+        layer.set_opacity(self.prediction_item.opacity())
+        self.big.source.on_close(layer.source.close)  # the image closes: its prediction's reader too
+        self.big_prediction = layer
+        layer.schedule()
 
     # ------------------------------------------------------------------ drag and drop
 

@@ -15,7 +15,10 @@ from ..core.errors import UNetStudioError
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["ClassEditing"]
+__all__ = ["BOUNDARY_COLOR", "ClassEditing"]
+
+#: Colour of a new boundary class: white lines between coloured objects.
+BOUNDARY_COLOR = "#ffffff"
 
 
 class ClassEditing:
@@ -43,6 +46,24 @@ class ClassEditing:
         self.session.set_active_class(len(classes) - 1)
         return len(classes) - 1
 
+    def add_boundary(self) -> int:
+        """Add the boundary class (painted between touching objects: trained as background with the paper's
+        high border weight, so that the network learns to cut them apart), make it active; its index.
+
+        A project has one boundary class: when it exists, it is made active instead.
+        """
+        classes = self.session.classes
+        existing = next((k for k, c in enumerate(classes) if c.boundary), None)
+        if existing is not None:
+            self.session.set_active_class(existing)
+            return existing
+        names = {c.name.casefold() for c in classes}
+        name = "boundary" if "boundary" not in names else "boundary (objects)"
+        index = self.add(name, BOUNDARY_COLOR if BOUNDARY_COLOR not in {c.color for c in classes} else None)
+        classes[index].boundary = True
+        self._edited()
+        return index
+
     def rename(self, index: int, name: str) -> None:
         """Rename class ``index`` (an empty name is ignored)."""
         info = self.session.classes[index]
@@ -64,6 +85,10 @@ class ClassEditing:
             raise UNetStudioError("a project needs at least one class")
         value = index + 1
         for state in session.images:
+            if hasattr(state.labels, "remove_class"):  # a big image's labels: only their painted chunks
+                state.labels.remove_class(value)
+                state.probabilities.clear()
+                continue
             data = state.labels.data
             if (data >= value).any():
                 data[data == value] = 0

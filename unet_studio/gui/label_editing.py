@@ -159,7 +159,8 @@ class LabelEditing:
             return None
         return self.set_slice_labels(values, accepted=True)
 
-    def import_planes(self, planes: dict[int, np.ndarray], mapping: LabelMapping) -> int:
+    def import_planes(self, planes: dict[int, np.ndarray], mapping: LabelMapping,
+                      instances: dict[int, np.ndarray] | None = None) -> int:
         """Write imported label values (``{slice: (Y, X) file values}``) mapped to classes, as one undo step.
 
         File values become classes through ``mapping`` (see :func:`~unet_studio.core.labels.apply_mapping`);
@@ -170,7 +171,7 @@ class LabelEditing:
         if state is None:
             raise UNetStudioError("open an image first, then import its labels")
         self.end_stroke()
-        changed = state.labels.set_slices({k: apply_mapping(v, mapping) for k, v in planes.items()})
+        changed = state.labels.set_slices({k: apply_mapping(v, mapping) for k, v in planes.items()}, instances)
         for slice_index, box in changed.items():
             session.labels_changed.emit(session.current_index, slice_index, box)
         session.saving.update_dirty()

@@ -4,7 +4,10 @@ A label image made elsewhere rarely uses the project's numbers (0 = unlabelled, 
 binary masks as 0/255, object label images number each object. :func:`read_label_import` reads the file
 and proposes a mapping (:func:`~unet_studio.core.labels.propose_mapping`); :func:`import_label_file` asks a
 ``chooser`` (the dialog of :mod:`.panels.import_labels_dialog`, or a test's function) when the values are
-not already classes, then writes the mapped labels as one undo step.
+not already classes, then writes the mapped labels as one undo step. An object label image may instead be
+imported as objects (:meth:`LabelImport.objects_mapping`): background and the project's object class, with the
+instance image kept beside the labels (saved as ``labels/NAME_instances.tif``, undone with the import) so that
+training separates touching objects as ``unet-studio train --instances`` does.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..core.errors import UNetStudioError
-from ..core.labels import LabelMapping, distinct_values, label_image_kind, label_planes, propose_mapping
+from ..core.labels import (LabelMapping, ObjectClasses, distinct_values, instance_planes, label_image_kind,
+                           label_planes, propose_mapping)
 
 if TYPE_CHECKING:
     from .session import Session
@@ -46,12 +50,15 @@ class LabelImport:
         The sorted distinct values of the file.
     class_names : list of str
         Names of the project's classes (class k is ``class_names[k - 1]``).
+    boundary : list of bool
+        Which classes are boundary classes (painted between touching objects).
     """
 
     path: Path
     planes: dict[int, np.ndarray]
     found: np.ndarray
     class_names: list[str]
+    boundary: list[bool] | None = None
 
     @property
     def kind(self) -> str:
@@ -65,6 +72,14 @@ class LabelImport:
     @property
     def nonzero(self) -> list[int]:
         return [int(v) for v in self.found if v != 0]
+
+    def objects_mapping(self) -> LabelMapping:
+        """The import as objects: 0 -> background, every object -> the object class, instances kept.
+
+        Raises :class:`~unet_studio.core.errors.DataError` when the project has no object class.
+        """
+        roles = ObjectClasses.of(self.class_names, self.boundary or [False] * len(self.class_names))
+        return LabelMapping({0: roles.background}, roles.objects, instances=True)
 
     def proposal(self, zero_is_background: bool | None = None) -> LabelMapping:
         """The proposed mapping (see :func:`~unet_studio.core.labels.propose_mapping`)."""
@@ -87,7 +102,8 @@ def read_label_import(session: Session, path: str | Path) -> LabelImport:
     path = Path(path)
     data = read_labels(path)
     planes = label_planes(data, state.labels.shape, session.current_slice, str(path), state.name)
-    return LabelImport(path, planes, distinct_values(data), [c.name for c in session.classes])
+    return LabelImport(path, planes, distinct_values(data), [c.name for c in session.classes],
+                       [c.boundary for c in session.classes])
 
 
 def describe_mapping(mapping: LabelMapping, request: LabelImport) -> str:
@@ -124,8 +140,13 @@ def import_label_file(session: Session, path: str | Path,
     mapping = request.proposal() if request.kind == "classes" else chooser(request)
     if mapping is None:
         return None
-    count = session.editing.import_planes(request.planes, mapping)
+    objects = instance_planes(request.planes, f"'{request.path.name}'") if mapping.instances else None
+    count = session.editing.import_planes(request.planes, mapping, objects)
     where = "this slice" if len(request.planes) == 1 else f"{len(request.planes)} slices"
     changed = "" if count else " (no label changed)"
+    if objects is not None:
+        found = sum(int(plane.max()) for plane in objects.values())
+        return (f"Imported '{request.path.name}' into {where}{changed} as {found} objects: training separates "
+                f"touching objects ({describe_mapping(mapping, request)}). Undo (Ctrl+Z) takes it back.")
     return (f"Imported '{request.path.name}' into {where}{changed}: {describe_mapping(mapping, request)}. "
             "Undo (Ctrl+Z) takes it back.")

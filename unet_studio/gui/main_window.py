@@ -170,11 +170,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.failed.connect(self._on_training_failed)
         self.training.finished.connect(lambda _: self.training_panel.set_running(False))
         self.training.finished.connect(self._adopt_calibrated_thresholds)
+        self.training.finished.connect(lambda ok: self.training_panel.adopt_trained_model() if ok else None)
         self.overlay_panel.accept_requested.connect(lambda: self._guarded(self.accept_prediction))
         self.overlay_panel.predict_all_requested.connect(self.predict_chosen)
         self.overlay_panel.cancel_requested.connect(self.prediction.cancel)
         self.prediction.busy_changed.connect(self.overlay_panel.set_busy)
         self.prediction.progressed.connect(self.overlay_panel.set_progress)
+        self.prediction.big_predicted.connect(  # a big image's labels, predicted blockwise: shown tile by tile
+            lambda index, path: self.canvas.show_big_prediction(path) if index == session.current_index else None)
+        session.current_changed.connect(  # and again when the image is shown again (after the view binder's turn)
+            lambda index, _: self.canvas.show_big_prediction(self.prediction.big_prediction_of(index)))
         self.prediction.failed.connect(
             lambda message, details: self.show_error(f"{self.prediction.activity} failed", message, details))
         self.prediction.finished.connect(lambda text: self.statusBar().showMessage(text.capitalize(), 5000))

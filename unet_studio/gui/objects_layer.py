@@ -166,7 +166,10 @@ class ObjectsLayer(QtCore.QObject):
             names += [f"class {k + 1}" for k in range(len(names), n_classes)]
         if extra is None and tuple(names) == THREE_CLASS_NAMES:
             extra = {"instance_output": {"mode": "three_class"}}
-        return foreground_classes(values, names), resolve_instance_mode("auto", names, extra)
+        # A painted boundary class counts as background for objects (it was trained as background).
+        boundary = {k for k, c in enumerate(self.session.classes) if getattr(c, "boundary", False)}
+        foreground = [k for k in foreground_classes(values, names) if k not in boundary]
+        return foreground, resolve_instance_mode("auto", names, extra)
 
     # ------------------------------------------------------------------ requests and results
 

@@ -19,7 +19,9 @@ import numpy as np
 
 from ..core import project as proj
 from ..core.errors import ImageReadError, UNetStudioError
-from ..core.labels import LabelVolume, labels_dtype
+from ..core.labels import (ChunkedLabelStore, ChunkedLabelVolume, ChunkPatch, LabelVolume, chunked_labels_path,
+                           labels_dtype)
+from .big_image.source import BIG_SLICE_BYTES, image_path, is_big, open_stack
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,20 @@ class ImageState:
     def dirty(self) -> bool:
         return self.forced_dirty or self.labels.version != self.saved_version
 
+    def has_labels(self) -> bool:
+        if isinstance(self.labels, ChunkedLabelVolume):
+            return self.labels.has_labels()  # a big image's labels are never scanned whole
+        return bool(self.labels.data.any())
+
+    def close(self) -> None:
+        """Release the image file (and a big image's scratch labels: save first)."""
+        close_quietly(self.stack)
+        if isinstance(self.labels, ChunkedLabelVolume):
+            self.labels.close()
+
     def labelled_slices(self) -> list[int]:
+        if isinstance(self.labels, ChunkedLabelVolume):
+            return self.labels.labelled_slices()
         data = self.labels.data
         return [int(s) for s in np.flatnonzero(data.reshape(data.shape[0], -1).any(axis=1))]
 
@@ -60,6 +75,7 @@ class SaveJob:
     project_text: str
     labels: list[tuple[ImageState, int, Path, np.ndarray]]  # state, labels version, path, copy of the data
     accepted: list[tuple[Path, np.ndarray | None]] = field(default_factory=list)  # flags file, copy (None: none)
+    instances: list[tuple[Path, np.ndarray | None]] = field(default_factory=list)  # imported objects, copy
 
 
 def write_job(job: SaveJob) -> tuple[list[tuple[ImageState, int]], str]:
@@ -72,9 +88,14 @@ def write_job(job: SaveJob) -> tuple[list[tuple[ImageState, int]], str]:
     try:
         proj.write_project(job.folder, job.project_text)
         for index, (state, version, path, data) in enumerate(job.labels):
-            proj.save_labels(path, data)
+            if isinstance(data, ChunkPatch):
+                data.write()  # a big image: only its changed chunks
+            else:
+                proj.save_labels(path, data)
             if index < len(job.accepted):  # after the labels: a flag never points at unsaved labels
                 proj.save_accepted(*job.accepted[index])
+            if index < len(job.instances):
+                proj.save_instances(*job.instances[index])
             done.append((state, version))
     except (UNetStudioError, OSError) as exc:
         return done, str(exc)
@@ -91,6 +112,7 @@ class ProjectFiles:
         self.project = proj.Project()
         self.previous_session: proj.PreviousSession | None = None  # set by open (see core.project.recovery)
         self.discarded = False  # the person chose to drop this untitled project
+        self.big_slice_bytes = BIG_SLICE_BYTES  # above: an OME-Zarr is shown from its pyramid (tests lower it)
 
     @property
     def folder(self) -> Path | None:
@@ -200,11 +222,20 @@ class ProjectFiles:
         """A :class:`SaveJob` of project.json and the changed labels (copies: the caller may go on editing)."""
         self.ensure_folder()
         dirty = [state for state in states if state.dirty]
-        jobs = [(state, state.labels.version, self.project.labels_path(state.name), state.labels.data.copy())
+        jobs = [(state, state.labels.version, self.project.labels_path(state.name), self._labels_copy(state))
                 for state in dirty]
         flags = [(self.project.accepted_path(state.name),
                   None if state.labels.accepted is None else state.labels.accepted.copy()) for state in dirty]
-        return SaveJob(self.project.folder, proj.project_text(self.project), jobs, flags)
+        objects = [(self.project.layout.instances_path(state.name),
+                    None if state.labels.instances is None else state.labels.instances.copy()) for state in dirty]
+        return SaveJob(self.project.folder, proj.project_text(self.project), jobs, flags, objects)
+
+    def _labels_copy(self, state: ImageState):
+        """A copy of the labels to write: the array, or a big image's changed chunks (a :class:`ChunkPatch`)."""
+        if not isinstance(state.labels, ChunkedLabelVolume):
+            return state.labels.data.copy()
+        store = ChunkedLabelStore(chunked_labels_path(self.project.labels_path(state.name)), state.labels.shape)
+        return state.labels.patch(store, everything=state.forced_dirty)
 
     # ------------------------------------------------------------------ images
 
@@ -213,12 +244,12 @@ class ProjectFiles:
 
         Its name is unique; the same image removed before gets its name, and so its labels, back.
         """
-        from ..core.io import read_image
-
-        stack = read_image(path)
+        path = image_path(path)  # an OME-Zarr's metadata file stands for its folder
+        stack = open_stack(path, self.big_slice_bytes)
         try:
-            _require_memory(path, stack)  # before the fingerprint reads pixels
-            digest = proj.fingerprint(stack)
+            if not is_big(stack):
+                _require_memory(path, stack)  # before the fingerprint reads pixels
+            digest = _fingerprint(stack)
             entry = proj.ImageEntry(path=path, name=self.project.unique_name(path, digest), fingerprint=digest)
         except BaseException:
             close_quietly(stack)
@@ -232,12 +263,12 @@ class ProjectFiles:
 
     def load_state(self, entry: proj.ImageEntry, stack=None, digest: str | None = None) -> ImageState:
         """Open ``entry``'s image (unless ``stack`` is given) and its labels, refusing labels of another image."""
-        from ..core.io import read_image
-
         if stack is None:
             if not entry.path.exists():
                 raise UNetStudioError(f"the image {entry.path} does not exist (moved or deleted?)")
-            stack = read_image(entry.path)
+            stack = open_stack(entry.path, self.big_slice_bytes)
+        if is_big(stack):
+            return self._big_state(entry, stack, digest)
         try:
             shape = _require_memory(entry.path, stack)
             labels = self._read_labels(entry, shape, digest or proj.fingerprint(stack))
@@ -249,6 +280,26 @@ class ProjectFiles:
         if labels is not None and self.project.folder is not None:
             # Accepted predictions stay out of validation after a reopen too.
             volume.accepted = proj.load_accepted(self.project.accepted_path(entry.name), shape)
+            volume.instances = proj.load_instances(self.project.layout.instances_path(entry.name), shape)
+        return ImageState(entry=entry, stack=stack, labels=volume, saved_version=volume.version)
+
+    def _big_state(self, entry: proj.ImageEntry, stack, digest: str | None) -> ImageState:
+        """A big image's state: its labels in a chunked store (``labels/NAME_labels.ome.zarr``), read by chunk."""
+        shape = (stack.shape[0], stack.shape[2], stack.shape[3])
+        try:
+            digest = digest or _fingerprint(stack)
+            store = None
+            if self.project.folder is not None:
+                store = ChunkedLabelStore(chunked_labels_path(self.project.labels_path(entry.name)), shape)
+                if store.exists() and entry.fingerprint is not None and entry.fingerprint != digest:
+                    raise ImageReadError(f"the image {entry.path} is not the image its labels {store.path.name} were "
+                                         "painted on: the labels are not shown on it. Put the original image back, or "
+                                         "move the labels folder away to start this image's labels again")
+            volume = ChunkedLabelVolume(shape, store)
+        except BaseException:
+            close_quietly(stack)
+            raise
+        entry.shape, entry.fingerprint = shape, digest
         return ImageState(entry=entry, stack=stack, labels=volume, saved_version=volume.version)
 
     def _read_labels(self, entry: proj.ImageEntry, shape, digest: str) -> np.ndarray | None:
@@ -264,6 +315,11 @@ class ProjectFiles:
         labels = proj.load_labels(path, shape, len(self.project.classes))
         entry.shape, entry.fingerprint = shape, digest
         return labels
+
+
+def _fingerprint(stack) -> str:
+    """The image's fingerprint; a big image hashes its coarsest level (a whole slice is never read)."""
+    return stack.fingerprint() if is_big(stack) else proj.fingerprint(stack)
 
 
 def _require_memory(path: Path, stack) -> tuple[int, int, int]:

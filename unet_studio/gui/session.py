@@ -26,7 +26,7 @@ from ..core import project as proj
 from ..core.errors import UNetStudioError
 from .class_editing import ClassEditing
 from .label_editing import LabelEditing
-from .project_files import ImageState, ProjectFiles, close_quietly
+from .project_files import ImageState, ProjectFiles
 from .saving import Saving
 from .slice_data import SliceData
 
@@ -114,7 +114,7 @@ class Session(QtCore.QObject):
         return self.project.model_dir if self.project.has_model() else None
 
     def has_labels(self) -> bool:
-        return any(state.labels.data.any() for state in self.images)
+        return any(state.has_labels() for state in self.images)
 
     # ------------------------------------------------------------------ navigation
 
@@ -172,7 +172,7 @@ class Session(QtCore.QObject):
             self.save_now()
         state = self.images.pop(index)
         self.project.remove_image(state.entry)
-        close_quietly(state.stack)
+        state.close()
         self.slices.forget()
         self.saving.project_edited()
         self.images_changed.emit()
@@ -248,7 +248,7 @@ class Session(QtCore.QObject):
 
     def _close_images(self) -> None:
         for state in self.images:
-            close_quietly(state.stack)
+            state.close()
         self.images = []
         self.slices.forget()
         self.current_index = -1

@@ -2,7 +2,8 @@
 
 :class:`SliceData` reads raw slices lazily from the images' stacks (a damaged page shows blank and is
 reported once through the session's ``error``) and stores each slice's prediction as (K, Y, X) uint8,
-announcing a new one through ``probabilities_changed``.
+announcing a new one through ``probabilities_changed``. A big image's slice is a
+:class:`~.big_image.BigSlice` (its overview read now, regions when asked), never read whole.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.errors import UNetStudioError
+from .big_image.source import BigSlice, is_big
 
 if TYPE_CHECKING:
     from .session import Session
@@ -41,15 +43,20 @@ class SliceData:
         return image_index, slice_index
 
     def raw(self, image_index: int | None = None, slice_index: int | None = None) -> np.ndarray:
-        """The raw (C, Y, X) data of a slice, in the file's dtype."""
+        """The raw (C, Y, X) data of a slice, in the file's dtype (a :class:`BigSlice` for a big image)."""
         key = self._where(image_index, slice_index)
         if key not in self._cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
             stack = self.session.images[key[0]].stack
             try:
-                data = np.asarray(stack.get_slice(key[1]))
+                data = BigSlice(stack.pyramid, key[1]) if is_big(stack) else np.asarray(stack.get_slice(key[1]))
             except UNetStudioError as exc:
+                if is_big(stack):  # its overview is damaged: tiles may still show, the labels stay editable
+                    self.session.error.emit("Cannot show this slice", str(exc))
+                    data = BigSlice(stack.pyramid, key[1], blank=True)
+                    self._cache[key] = data
+                    return data
                 # A damaged page: the slice shows blank (its labels stay editable) and the person hears why, once.
                 data = np.zeros(stack.shape[1:], stack.dtype)
                 self.session.error.emit("Cannot show this slice", str(exc))

@@ -171,6 +171,9 @@ class PaintTools(QtCore.QObject):
     def fill(self, y: float, x: float) -> bool:
         """Fill at pixel (y, x) with the active class (see the module text); True when labels changed."""
         editing = self.session.editing
+        if getattr(self.session.current.stack, "is_big", False):  # a flood over 40000 x 40000 pixels: not yet
+            self.message.emit("Fill is not available on images shown from their pyramid: paint with the brush")
+            return False
         seed_label = editing.label_at(int(round(y)), int(round(x)))
         intensity, tolerance = self._fill_intensity() if seed_label == 0 else (None, None)
         region = editing.fill_region(y, x, self._value(), intensity, tolerance)

@@ -111,7 +111,8 @@ class ViewBinder(QtCore.QObject):
             canvas.set_slice_range(state.n_slices, (getattr(stack, "stack_axes", "") or "Z")[-1])
         canvas.set_slice(slice_index)
         canvas.set_raw(session.slices.raw(), reset_view=new_image)
-        canvas.set_labels(state.labels.data[slice_index])
+        painted = getattr(state.labels, "painted_boxes", None)  # a big image's: only its painted chunks are read
+        canvas.set_labels(state.labels.data[slice_index], painted and (lambda: painted(slice_index)))
         self._shown_image = image_index
         if new_image:
             self.update_calibration()
@@ -253,6 +254,7 @@ class ViewBinder(QtCore.QObject):
         if session.current is None or not canvas.channel_levels:
             return
         raw = session.slices.raw()
+        raw = getattr(raw, "overview", raw)  # a big image: the histogram of its overview
         c = min(self.view.edited_channel, raw.shape[0] - 1)
         if c >= len(canvas.channel_levels):  # the canvas still shows the previous image
             return

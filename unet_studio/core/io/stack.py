@@ -1,8 +1,9 @@
 """Image reading: open any supported image lazily as an :class:`ImageStack` of ``(S, C, Y, X)``; read labels.
 
-Readers accept 2D grey and RGB images (TIFF, PNG, JPEG, BMP), multi-page TIFF stacks, ImageJ hyperstacks
-and OME-TIFF; T and Z flatten into the stack axis S, channels and RGB samples into C. Every problem with an
-input file is raised as :class:`~unet_studio.core.errors.ImageReadError` with a message that names the file,
+Readers accept 2D grey and RGB images (TIFF, PNG, JPEG, BMP), multi-page TIFF stacks, ImageJ hyperstacks,
+OME-TIFF and OME-Zarr image folders (read lazily from level 0 through :mod:`~unet_studio.core.io.zarr_image`);
+T and Z flatten into the stack axis S, channels and RGB samples into C. Every problem with an input file is
+raised as :class:`~unet_studio.core.errors.ImageReadError` with a message that names the file,
 the problem and what to do. Import from :mod:`unet_studio.core.io`, the package's public surface; the
 names this module re-exports (writers, memory checks, normalisation) stay for callers not yet moved to it.
 """
@@ -30,6 +31,7 @@ from .write import (
     write_probabilities,
 )
 from .memory import available_ram, format_bytes, require_memory
+from .zarr_image import ZARR_SUFFIXES, is_zarr_path, open_zarr, zarr_stack_parts
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +225,19 @@ def _check_file(path: Path) -> str:
     return found
 
 
-def read_image(path: str | os.PathLike) -> ImageStack:
+def read_image(path: str | os.PathLike, axes: str | None = None, missing_chunks: str = "error") -> ImageStack:
     """Open an image for reading slice by slice.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A TIFF (also multi-page, ImageJ hyperstack, OME-TIFF), PNG, JPEG or BMP file.
+        A TIFF (also multi-page, ImageJ hyperstack, OME-TIFF), PNG, JPEG or BMP file, or an OME-Zarr image
+        folder (``NAME.ome.zarr``, NGFF 0.4/0.5; read lazily from its full-resolution level).
+    axes : str, optional
+        The axes of a plain zarr array folder (no OME metadata), e.g. ``"yx"`` or ``"czyx"``.
+    missing_chunks : str
+        For a zarr folder: ``"error"`` refuses a slice whose chunks are missing, ``"fill"`` reads them as zeros
+        (see :func:`~unet_studio.core.io.zarr_image.open_zarr`).
 
     Returns
     -------
@@ -241,6 +249,8 @@ def read_image(path: str | os.PathLike) -> ImageStack:
     ImageReadError
         The file is missing, empty, not an image, damaged, or has axes that cannot be interpreted.
     """
+    if is_zarr_path(path):
+        return ImageStack(**zarr_stack_parts(open_zarr(path, axes=axes, missing_chunks=missing_chunks)))
     return _open(Path(path), labels=False)
 
 
@@ -343,7 +353,8 @@ def _integer_labels(path: Path, data: np.ndarray, advice: str) -> np.ndarray:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Return the image files of ``folder`` (supported suffixes, hidden files skipped), sorted by name.
+    """Return the images of ``folder`` (supported files, ``.ome.zarr``/``.zarr`` image folders; hidden ones
+    skipped), sorted by name.
 
     Raises
     ------
@@ -354,8 +365,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         problem = "it is a file, not a folder" if folder.exists() else "the folder does not exist"
         raise ImageReadError(f"Cannot list images in '{folder}': {problem}. Choose a folder of images.")
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()
-                   and p.suffix.lower() in SUPPORTED_SUFFIXES), key=lambda p: p.name)
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and (
+        (p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+        or (p.name.lower().endswith(ZARR_SUFFIXES) and p.is_dir()))), key=lambda p: p.name)
 
 
 __all__ = [

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class Change:
     """One rectangular change: ``values`` hold the box's content before (or after, once undone).
 
-    ``layer`` says which array: "labels", or "accepted" (the accepted-prediction flags of
-    :class:`~.volume.LabelVolume`, so that undo restores them with the labels).
+    ``layer`` says which array: "labels", "accepted" (the accepted-prediction flags of
+    :class:`~.volume.LabelVolume`, so that undo restores them with the labels) or "instances" (its imported
+    instance images, see :mod:`.instances`).
     """
 
     slice_index: int
@@ -33,10 +34,11 @@ class Change:
     values: np.ndarray
     layer: str = "labels"
 
-    def swap(self, data: np.ndarray, accepted: np.ndarray | None = None) -> None:
+    def swap(self, data: np.ndarray, accepted: np.ndarray | None = None,
+             instances: np.ndarray | None = None) -> None:
         """Exchange the stored values with those of the box in ``data`` (``(S, Y, X)``), or in
-        ``accepted`` for a change of the accepted-prediction flags."""
-        target = accepted if self.layer == "accepted" else data
+        ``accepted`` (``instances``) for a change of the accepted-prediction flags (instance images)."""
+        target = {"accepted": accepted, "instances": instances}.get(self.layer, data)
         if target is None:
             return
         y0, y1, x0, x1 = self.box
@@ -126,8 +128,9 @@ class LabelHistory:
                     # A stroke in progress is a new edit too: what was undone before cannot be redone.
                     self._clear_redo()
 
-    def undo(self, data: np.ndarray, accepted: np.ndarray | None = None) -> HistoryItem | None:
-        """Undo the last item on ``data`` (and the ``accepted`` flags); None when there is none.
+    def undo(self, data: np.ndarray, accepted: np.ndarray | None = None,
+             instances: np.ndarray | None = None) -> HistoryItem | None:
+        """Undo the last item on ``data`` (and the ``accepted`` flags, the ``instances``); None when there is none.
 
         Ends an open stroke first.
         """
@@ -136,18 +139,19 @@ class LabelHistory:
             return None
         item = self._undo.pop()
         for change in reversed(item.changes):
-            change.swap(data, accepted)
+            change.swap(data, accepted, instances)
         self._redo.append(item)
         return item
 
-    def redo(self, data: np.ndarray, accepted: np.ndarray | None = None) -> HistoryItem | None:
+    def redo(self, data: np.ndarray, accepted: np.ndarray | None = None,
+             instances: np.ndarray | None = None) -> HistoryItem | None:
         """Redo the last undone item on ``data`` (and the ``accepted`` flags); None when there is none."""
         self.end_stroke()
         if not self._redo:
             return None
         item = self._redo.pop()
         for change in item.changes:
-            change.swap(data, accepted)
+            change.swap(data, accepted, instances)
         self._undo.append(item)
         return item
 

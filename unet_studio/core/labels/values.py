@@ -59,14 +59,18 @@ class LabelMapping:
         File value -> class value.
     others : int
         Class value of every file value not in ``values`` (0: they stay unlabelled).
+    instances : bool
+        The file is an object label image to keep as such (one number per object) beside the classes it
+        maps to, so that training separates touching objects (see :mod:`.instances`).
     """
 
     values: dict[int, int] = field(default_factory=dict)
     others: int = 0
+    instances: bool = False
 
     def with_zero(self, class_value: int) -> "LabelMapping":
         """The same mapping with the file value 0 mapped to ``class_value`` (0 = unlabelled, 1 = background)."""
-        return LabelMapping({**self.values, 0: int(class_value)}, self.others)
+        return LabelMapping({**self.values, 0: int(class_value)}, self.others, self.instances)
 
 
 def distinct_values(data: np.ndarray) -> np.ndarray:

@@ -47,6 +47,10 @@ class LabelVolume:
         ``(S, Y, X)`` booleans: pixels written by an accepted prediction (``set_region(...,
         accepted=True)``) that no edit has touched since; None until a prediction is accepted. Undo and
         redo restore them with the labels (see :mod:`.provenance`).
+    instances : numpy.ndarray or None
+        ``(S, Y, X)`` object numbers of imported instance images (0 where a slice has none), kept for
+        training the object output (see :mod:`.instances`); None until instances are imported. Written only
+        by :meth:`set_slices`; undo and redo restore them with the labels.
     """
 
     def __init__(self, shape=None, data=None, dtype=None, max_undo_bytes: int = 256 * 2**20) -> None:
@@ -73,6 +77,7 @@ class LabelVolume:
         self.version = 0
         self.history = LabelHistory(max_undo_bytes)
         self.accepted: np.ndarray | None = None
+        self.instances: np.ndarray | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -252,31 +257,71 @@ class LabelVolume:
             region[...] = new
         return clipped
 
-    def set_slices(self, planes: dict[int, np.ndarray]) -> dict[int, Box]:
+    def set_slices(self, planes: dict[int, np.ndarray],
+                   instances: dict[int, np.ndarray] | None = None) -> dict[int, Box]:
         """Replace whole slices (``{slice: (Y, X) values}``) as one undo item; returns the changed boxes.
 
-        Used by label import: a stack imported at once is undone at once.
+        Used by label import: a stack imported at once is undone at once. ``instances`` (``{slice: (Y, X)
+        object numbers}``, see :func:`~.instances.instance_planes`) are kept in :attr:`instances` for those
+        slices; a replaced slice without them loses the instances it had (they described other labels).
         """
         self.history.end_stroke()
+        instances = instances or {}
+        if set(instances) - set(planes):
+            raise ValueError(f"instances of slices {sorted(set(instances) - set(planes))} without their labels")
         for slice_index in planes:
             self._check_slice(slice_index)
         top = max((int(p.max()) for p in planes.values() if p.size), default=0)
         self._check_value(top)
+        whole = (0, self.shape[1], 0, self.shape[2])
+        new_objects = self._instance_layer(planes, instances)
         changed = {}
         for slice_index, values in sorted(planes.items()):
             if values.shape != self.shape[1:]:
                 raise ValueError(f"slice {slice_index} is {self.shape[1:]}, the new values {values.shape}")
-            if not np.array_equal(self.data[slice_index], values):
-                changed[slice_index] = (0, self.shape[1], 0, self.shape[2])
+            if not np.array_equal(self.data[slice_index], values) or slice_index in new_objects:
+                changed[slice_index] = whole
         if not changed:
             return changed
         # One item for every slice: its own slice (what undo shows) is the first slice that changed.
         with self._edit(min(changed)) as item:
             for slice_index, box in changed.items():
                 region = self.data[slice_index]
-                item.changes.append(Change(slice_index, box, region.copy()))
-                region[...] = planes[slice_index]
+                if not np.array_equal(region, planes[slice_index]):
+                    item.changes.append(Change(slice_index, box, region.copy()))
+                    region[...] = planes[slice_index]
+                if slice_index in new_objects:
+                    item.changes.append(Change(slice_index, box, self.instances[slice_index].copy(), "instances"))
+                    self.instances[slice_index] = new_objects[slice_index]
         return changed
+
+    def _instance_layer(self, planes: dict[int, np.ndarray], instances: dict[int, np.ndarray]) -> dict:
+        """The instance planes :meth:`set_slices` changes (``{slice: new plane}``), the layer made wide enough."""
+        for slice_index, plane in instances.items():
+            if plane.shape != self.shape[1:]:
+                raise ValueError(f"slice {slice_index} is {self.shape[1:]}, its instances {plane.shape}")
+        if not instances and self.instances is None:
+            return {}
+        top = max((int(p.max()) for p in instances.values() if p.size), default=0)
+        dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32
+        if self.instances is None:
+            self.instances = np.zeros(self.shape, dtype)
+        elif np.iinfo(dtype).max > np.iinfo(self.instances.dtype).max:
+            self.instances = self.instances.astype(dtype)  # stored undo boxes are copies: they still fit
+        out = {}
+        for slice_index in sorted({*planes, *instances}):
+            new = instances.get(slice_index)
+            new = np.zeros(self.shape[1:], self.instances.dtype) if new is None else new
+            if not np.array_equal(self.instances[slice_index], new):
+                out[slice_index] = new
+        return out
+
+    def instances_slice(self, slice_index: int) -> np.ndarray | None:
+        """A copy of the imported instances of a slice, or None when it has none."""
+        self._check_slice(slice_index)
+        if self.instances is None or not self.instances[slice_index].any():
+            return None
+        return self.instances[slice_index].copy()
 
     # ------------------------------------------------------------------ history
 
@@ -288,11 +333,11 @@ class LabelVolume:
         (slice_index, Box) or None
             Slice and box to refresh, or None when there is nothing to undo.
         """
-        return self._applied(self.history.undo(self.data, self.accepted))
+        return self._applied(self.history.undo(self.data, self.accepted, self.instances))
 
     def redo(self) -> tuple[int, Box] | None:
         """Redo the last undone stroke; returns ``(slice_index, Box)`` or None like :meth:`undo`."""
-        return self._applied(self.history.redo(self.data, self.accepted))
+        return self._applied(self.history.redo(self.data, self.accepted, self.instances))
 
     def clear_history(self) -> None:
         """Forget every undo and redo item (for example after replacing :attr:`data`)."""

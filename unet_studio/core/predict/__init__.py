@@ -35,9 +35,15 @@ from .postprocess import (
 
 _LAZY = {
     "ExportConfig": "export", "ExportProgress": "export", "OUTPUT_SUFFIXES": "export", "export_image": "export",
+    "ZARR_OUTPUT_SUFFIXES": "export",
     "output_paths": "export", "InferProgress": "tiled", "Predictor": "tiled", "check_slice_memory": "tiled",
     "iter_predict": "tiled", "iter_predict_stack": "tiled", "make_normalizer": "tiled",
     "predict_probabilities": "tiled", "probabilities_to_uint8": "tiled", "smallest_tile": "tiled",
+    # blockwise prediction of big images (Dask)
+    "BlockwiseConfig": "blockwise", "BlockwiseProgress": "blockwise", "iter_blockwise": "blockwise",
+    "predict_blockwise": "blockwise", "work_folder": "blockwise", "image_sample": "blockwise_plan",
+    "PercentileScaler": "blockwise_plan", "default_threads": "blockwise_tasks", "model_loads": "blockwise_tasks",
+    "percentile_scaler": "blockwise_plan", "ImageRef": "blockwise_plan",
 }
 
 
@@ -52,8 +58,10 @@ __all__ = [
     "instance_output_description", "match_instances", "objects_from_probabilities", "objects_of_slice",
     "resolve_instance_mode",
     "three_class_instances",
-    "ExportConfig", "ExportProgress", "InferProgress", "InstanceConfig", "OUTPUT_SUFFIXES", "Predictor",
+    "ExportConfig", "ExportProgress", "InferProgress", "InstanceConfig", "OUTPUT_SUFFIXES", "Predictor", "ZARR_OUTPUT_SUFFIXES",
     "calibrated_overlay_thresholds", "check_slice_memory", "export_image", "find_instances", "foreground_classes", "iter_predict",
     "iter_predict_stack", "label_dtype", "make_normalizer", "measure", "output_paths", "predict_probabilities",
     "probabilities_to_labels", "probabilities_to_uint8", "smallest_tile", "table_to_csv", "write_measurements_csv",
+    "BlockwiseConfig", "BlockwiseProgress", "ImageRef", "PercentileScaler", "default_threads", "image_sample",
+    "iter_blockwise", "model_loads", "percentile_scaler", "predict_blockwise", "work_folder",
 ]

@@ -11,7 +11,9 @@
 
 Outputs keep the input's stack axis (ImageJ ``frames`` for a time-lapse, ``slices`` for Z), its pixel size
 and unit. Stacks stream through memory-mapped TIFFs, so no output has to fit in memory; every file appears
-atomically when the image is done, and stopping the generator (or an error) leaves nothing behind.
+atomically when the image is done, and stopping the generator (or an error) leaves nothing behind. With
+``ExportConfig(format="zarr")`` the images are OME-Zarr folders (``NAME_labels.ome.zarr``, ...) with a
+multiscale pyramid, written slice by slice into a temporary folder beside the target and renamed when done.
 ``unet-studio predict`` and the application's File > Export both call it, so they write the same bytes.
 """
 
@@ -29,7 +31,7 @@ import torch
 
 from ..config import InferConfig
 from ..errors import InferenceError
-from ..io import atomic_path, pixel_warning, tiff_memmap
+from ..io import atomic_path, micrometres, ome_zarr_output, pixel_warning, tiff_memmap
 from ..model import ModelInfo
 from .instances import objects_of_slice, resolve_instance_mode
 from .postprocess import (
@@ -50,6 +52,16 @@ OUTPUT_SUFFIXES = {
 }
 """The file name of each output is ``NAME`` + its suffix."""
 
+ZARR_OUTPUT_SUFFIXES = {
+    "labels": "_labels.ome.zarr",
+    "probabilities": "_probabilities.ome.zarr",
+    "instances": "_instances.ome.zarr",
+    "measurements": "_measurements.csv",
+}
+"""The names of the outputs written as OME-Zarr (``ExportConfig(format="zarr")``)."""
+
+OUTPUT_FORMATS = ("tiff", "zarr")
+
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -68,6 +80,12 @@ class ExportConfig:
     pixel_size, unit
         The calibration ``(y, x)`` in ``unit`` to use when the image file has none (a pixel size the
         person set in the project); the file's own calibration always wins.
+    format
+        ``"tiff"`` (memory-mapped TIFFs) or ``"zarr"`` (OME-Zarr images with a multiscale pyramid, labels
+        and instances downsampled by the mode, probabilities by the mean; NGFF 0.5).
+    labels_as_name
+        Write the labels to ``NAME.ome.zarr`` itself (an ``--out NAME.ome.zarr`` the person named) instead of
+        ``NAME_labels.ome.zarr``; the other outputs keep their suffixes.
     """
 
     labels: bool = True
@@ -79,6 +97,8 @@ class ExportConfig:
     instance_mode: str = "auto"
     pixel_size: tuple[float, float] | None = None
     unit: str = ""
+    format: str = "tiff"
+    labels_as_name: bool = False
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -87,8 +107,13 @@ class ExportConfig:
 
 
 def output_paths(folder: str | Path, name: str, config: ExportConfig = ExportConfig()) -> dict[str, Path]:
-    """``{output: folder / (name + suffix)}`` for the outputs ``config`` chooses."""
-    return {key: Path(folder) / f"{name}{OUTPUT_SUFFIXES[key]}" for key in config.outputs}
+    """``{output: folder / (name + suffix)}`` for the outputs ``config`` chooses (and its format)."""
+    if config.format not in OUTPUT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {config.format!r}")
+    suffixes = dict(ZARR_OUTPUT_SUFFIXES if config.format == "zarr" else OUTPUT_SUFFIXES)
+    if config.labels_as_name and config.format == "zarr":
+        suffixes["labels"] = ".ome.zarr"
+    return {key: Path(folder) / f"{name}{suffixes[key]}" for key in config.outputs}
 
 
 @dataclass
@@ -225,6 +250,8 @@ class _Outputs(contextlib.ExitStack):
         else:
             self.pixel_size, self.unit = config.pixel_size, config.unit if config.pixel_size else ""
         self.maps: dict[str, np.ndarray] = {}
+        self.zarr = config.format == "zarr"
+        self.channel_axis: dict[str, int] = {}  # where a zarr output keeps its stack axis after "c" (NGFF order)
         self.csv_parts: list[str] = []
         self.csv_tmp: Path | None = None
 
@@ -256,15 +283,39 @@ class _Outputs(contextlib.ExitStack):
                 self.csv_tmp.write_text("".join(self.csv_parts), encoding="utf-8")
             if exc_info[0] is None:
                 for data in self.maps.values():
-                    data.flush()
+                    if hasattr(data, "flush"):  # a memory-mapped TIFF; a zarr array writes at assignment
+                        data.flush()
         finally:
             self.maps.clear()  # the maps must be gone before tiff_memmap moves their files into place
         return super().__exit__(*exc_info)
 
     def _map(self, key: str, shape: tuple[int, ...], dtype, axes: str, calib: dict,
              metadata: dict | None = None) -> None:
+        if self.zarr:
+            self._zarr_map(key, shape, dtype, axes.lower())
+            return
         self.maps[key] = self.enter_context(tiff_memmap(self.targets[key], shape, dtype, axes, **calib,
                                                         metadata=metadata))
+
+    def _zarr_map(self, key: str, shape: tuple[int, ...], dtype, axes: str) -> None:
+        # NGFF orders the axes t, c, z, y, x: a Z-stack of probabilities is "czyx", its slices along axis 1.
+        if axes == "zcyx":
+            axes, shape = "czyx", (shape[1], shape[0]) + shape[2:]
+            self.channel_axis[key] = 1
+        pixel = None
+        if self.pixel_size is not None:
+            pixel = micrometres(self.pixel_size[0], self.unit), micrometres(self.pixel_size[1], self.unit)
+            pixel = None if None in pixel else pixel
+        names = [str(n) for n in self.info.class_names] if key == "probabilities" else None
+        kind = "probabilities" if key == "probabilities" else "labels"
+        self.maps[key] = self.enter_context(ome_zarr_output(self.targets[key], shape, dtype, axes, kind, pixel,
+                                                            names, overwrite=True))
+
+    def _put(self, key: str, index: tuple, value: np.ndarray) -> None:
+        if key in self.channel_axis:
+            self.maps[key][(slice(None),) + index] = value
+        else:
+            self.maps[key][index or ...] = value
 
     def where(self, slice_index: int) -> str:
         return f" in slice {slice_index + 1}" if self.lead else ""
@@ -274,9 +325,9 @@ class _Outputs(contextlib.ExitStack):
         """Labels, probabilities, objects and measurements of one slice."""
         index = (slice_index,) if self.lead else ()
         if "labels" in self.maps:
-            self.maps["labels"][index] = probabilities_to_labels(probs, self.info.class_values, thresholds)
+            self._put("labels", index, probabilities_to_labels(probs, self.info.class_values, thresholds))
         if "probabilities" in self.maps:
-            self.maps["probabilities"][index] = probs
+            self._put("probabilities", index, probs)
         if "instances" not in self.maps and self.csv_tmp is None:
             return
         objects = objects_of_slice(probs, thresholds, foreground, mode, instance_config)
@@ -284,11 +335,12 @@ class _Outputs(contextlib.ExitStack):
             target = self.maps["instances"]
             if objects.max(initial=0) > np.iinfo(target.dtype).max:
                 raise InferenceError(f"'{self.stack.path}': too many objects ({objects.max()}) for the instance image")
-            target[index] = objects
+            self._put("instances", index, objects)
         if self.csv_tmp is not None:
             table = measure(objects, raw, self.pixel_size, self.unit)
             part = table_to_csv(table, {"slice": slice_index} if self.lead else None)
             self.csv_parts.append(part if not self.csv_parts else part.split("\n", 1)[1])
 
 
-__all__ = ["ExportConfig", "ExportProgress", "OUTPUT_SUFFIXES", "export_image", "output_paths"]
+__all__ = ["ExportConfig", "ExportProgress", "OUTPUT_FORMATS", "OUTPUT_SUFFIXES", "ZARR_OUTPUT_SUFFIXES", "export_image",
+           "output_paths"]

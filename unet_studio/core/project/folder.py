@@ -48,6 +48,8 @@ class ClassInfo:
 
     name: str
     color: str  # "#rrggbb"
+    #: Painted between touching objects: trained as background, it separates them (see core.labels.instances).
+    boundary: bool = False
 
     def rgb(self) -> tuple[int, int, int]:
         text = self.color.lstrip("#")
@@ -180,7 +182,8 @@ class Project:
             "format_version": FORMAT_VERSION,
             "images": [self._entry_dict(entry) for entry in self.images],
             "removed_images": [self._entry_dict(entry) for entry in self.retired],
-            "classes": [{"name": c.name, "color": c.color} for c in self.classes],
+            "classes": [{"name": c.name, "color": c.color, **({"boundary": True} if c.boundary else {})}
+                        for c in self.classes],
             "settings": self.settings,
         }
 
@@ -214,7 +217,9 @@ class Project:
         project = cls(folder=folder)
         project.settings, project.notices = clean_settings(data.get("settings") or {})
         classes, notices = clean_classes(data.get("classes", []), DEFAULT_COLORS)
-        project.classes = [ClassInfo(name, color) for name, color in classes] or default_classes()
+        raw = data.get("classes") if classes and isinstance(data.get("classes"), list) else []
+        project.classes = [ClassInfo(name, color, isinstance(item, dict) and item.get("boundary") is True)
+                           for (name, color), item in zip(classes, raw)] or default_classes()
         project.notices += notices
         for key, target in (("images", project.images), ("removed_images", project.retired)):
             items = data.get(key, [])

@@ -9,6 +9,8 @@ Layout::
                                    k = class k (1-based, in the order of project.json's classes)
       labels/NAME_accepted.tif     which labelled pixels came from "Accept prediction" untouched (0/1, same
                                    shape; absent when none): never used to validate a model
+      labels/NAME_instances.tif    imported object label images (one number per object, 0 elsewhere; same
+                                   shape; absent when none): the objects training separates
       models/current/              the model folder of the project (see core.model)
       models/previous/             the model a from-scratch training run replaced (File > Restore Previous Model)
 
@@ -31,6 +33,7 @@ LOCK_FILE = ".unet-studio.lock"
 LABELS_DIR = "labels"
 LABELS_SUFFIX = "_labels.tif"
 ACCEPTED_SUFFIX = "_accepted.tif"
+INSTANCES_SUFFIX = "_instances.tif"
 MODEL_DIR = Path("models") / "current"
 PREVIOUS_MODEL_DIR = Path("models") / "previous"
 #: Where atomic writes put their temporary files (``.NAME.RANDOM.tmp.SUFFIX``), relative to the folder.
@@ -95,6 +98,11 @@ class ProjectLayout:
         """``labels/NAME_accepted.tif``: the accepted-prediction flags of image NAME (see :meth:`labels_path`)."""
         labels = self.labels_path(name)
         return self.inside(labels.with_name(labels.name[: -len(LABELS_SUFFIX)] + ACCEPTED_SUFFIX))
+
+    def instances_path(self, name: str) -> Path:
+        """``labels/NAME_instances.tif``: the imported instance images of image NAME (see :meth:`labels_path`)."""
+        labels = self.labels_path(name)
+        return self.inside(labels.with_name(labels.name[: -len(LABELS_SUFFIX)] + INSTANCES_SUFFIX))
 
     def labels_files(self) -> list[Path]:
         """The labels files present in ``labels/``."""

@@ -219,11 +219,16 @@ def remove_temporary_files(folder: str | os.PathLike) -> list[Path]:
 # -- untitled projects ---------------------------------------------------------------------------
 
 def has_labels(folder: str | os.PathLike) -> bool:
-    """Whether a project folder holds a labels file with at least one labelled pixel."""
+    """Whether a project folder holds a labels file with at least one labelled pixel (or a chunk of a big
+    image's chunked labels)."""
     import numpy as np
     import tifffile
 
-    for path in ProjectLayout(Path(folder)).labels_files():
+    layout = ProjectLayout(Path(folder))
+    # A big image's labels: a chunked store (labels/NAME_labels.ome.zarr) whose chunks hold only painted regions.
+    if any(any((store / "0" / "c").glob("*")) for store in layout.labels_dir.glob("*_labels.ome.zarr")):
+        return True
+    for path in layout.labels_files():
         try:
             if np.asarray(tifffile.imread(path)).any():
                 return True

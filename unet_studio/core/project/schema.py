@@ -77,6 +77,7 @@ SETTINGS: dict[str, Any] = {
         "time_limit_s": _optional(_number(0.0, 7 * 24 * 3600.0)),
         "epochs": _integer(1, 100_000),
         "continue_training": _boolean,
+        "starting_model": _text,
     },
     "overlay": {
         "labels_visible": _boolean,

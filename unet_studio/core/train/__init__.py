@@ -4,10 +4,23 @@
 """
 
 from .data import TrainingSet
+from .distributed import (
+    SINGLE_PROCESS,
+    Ranks,
+    choose_backend,
+    end_process_group,
+    free_port,
+    launched_by_torchrun,
+    ranks_from_env,
+    start_process_group,
+)
 from .folders import load_folder, map_label_values, pair_files
 from .loop import train
 from .progress import Calibrator, TrainProgress, learning_rate
+from .setup import StartingWeights
 from .validation import calibrate_thresholds
 
-__all__ = ["Calibrator", "TrainProgress", "TrainingSet", "calibrate_thresholds", "learning_rate", "load_folder",
-           "map_label_values", "pair_files", "train"]
+__all__ = ["SINGLE_PROCESS", "Calibrator", "Ranks", "choose_backend", "end_process_group", "free_port",
+           "launched_by_torchrun", "ranks_from_env", "start_process_group",
+           "StartingWeights", "TrainProgress", "TrainingSet", "calibrate_thresholds", "learning_rate",
+           "load_folder", "map_label_values", "pair_files", "train"]

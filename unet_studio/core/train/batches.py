@@ -74,6 +74,9 @@ class RunData:
         Where batches, class weights and validation go.
     channels_last
         Whether image batches are laid out channels-last (as the model is).
+    sample_rng
+        The generator of patch sampling when it is not ``rng`` (each rank of a distributed run its own,
+        while the validation split, drawn from ``rng``, is the same on every rank).
 
     Raises
     ------
@@ -82,7 +85,7 @@ class RunData:
     """
 
     def __init__(self, dataset: TrainingSet, config: TrainConfig, rng: np.random.Generator, device: torch.device,
-                 channels_last: bool, crop: int) -> None:
+                 channels_last: bool, crop: int, sample_rng: np.random.Generator | None = None) -> None:
         self.dataset, self.config, self.device, self.channels_last = dataset, config, device, channels_last
         # Validation is chosen among, and scored on, what a person painted: accepted predictions
         # agree with the model by construction (they are still trained on).
@@ -91,7 +94,7 @@ class RunData:
         train_labels = self._train_labels(labels, evidence)
         self.class_weights = self._class_weights(train_labels)
         self.sampler = PatchSampler(dataset.images, train_labels, border_maps(dataset, labels, config), crop,
-                                    config.labelled_bias, rng, dataset.n_classes)
+                                    config.labelled_bias, rng if sample_rng is None else sample_rng, dataset.n_classes)
         self.validator = Validator(dataset, self.split.val_items, evidence, device)
 
     def _train_labels(self, labels: list[np.ndarray], evidence: list[np.ndarray]) -> list[np.ndarray]:
@@ -116,7 +119,7 @@ class RunData:
         train_labels = self._train_labels(labels, evidence)
         self.class_weights = self._class_weights(train_labels)
         self.sampler.set_labels(train_labels)
-        if self.config.use_border_weights and self.dataset.instances is None:
+        if self.config.use_border_weights:  # instances may change with the labels (the application's objects)
             self.sampler.set_weights(border_maps(self.dataset, labels, self.config))
         self.validator = Validator(self.dataset, self.split.val_items, evidence, self.device)
 

@@ -39,11 +39,12 @@ import torch
 
 from ..config import InferConfig, ModelConfig, TrainConfig
 from ..device import configure_cpu_threads, describe_device, is_out_of_memory, select_device, training_autocast_dtype
-from ..model import load_optimizer_state, output_size
+from ..model import output_size
 from ..predict import predict_probabilities
 from . import augment as aug
 from .batches import BatchSize, RunData
 from .data import TrainingSet
+from .distributed import SINGLE_PROCESS, Ranks
 from .keeper import BestScore, ModelKeeper, RunOrigin, save_while_stopping
 from .losses import segmentation_loss
 from .progress import Calibrator, TrainProgress, learning_rate
@@ -54,6 +55,7 @@ from .setup import (
     make_optimizer,
     optimizer_tensors,
     place_model,
+    resume_moments,
 )
 from .validation import calibrate_thresholds
 
@@ -62,7 +64,8 @@ log = logging.getLogger(__name__)
 def train(dataset: TrainingSet, model_config: ModelConfig, train_config: TrainConfig, *,
           out_dir: str | os.PathLike | None = None, init_from: str | os.PathLike | None = None,
           class_values: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
-          calibrator: Calibrator | None = None) -> Iterator[TrainProgress]:
+          calibrator: Calibrator | None = None, ranks: Ranks = SINGLE_PROCESS,
+          sampler=None) -> Iterator[TrainProgress]:
     """Train a U-Net on ``dataset``, yielding :class:`TrainProgress` after every step.
 
     Parameters
@@ -78,11 +81,20 @@ def train(dataset: TrainingSet, model_config: ModelConfig, train_config: TrainCo
         Model folder to write the best model to (atomically), or None to keep nothing on disk.
     init_from
         Model folder to resume or fine-tune from: its weights are the start and its history continues.
+        A :class:`~unet_studio.core.train.setup.StartingWeights` starts from its weights only (fresh
+        history, step 0, fresh optimizer moments, these class values and names).
     class_values, class_names
         Saved in the model folder (values written in predicted label images); default 1..K.
     calibrator
         Chooses the saved thresholds on the validation data at the end of a two-class run (default:
         :func:`~unet_studio.core.train.validation.calibrate_thresholds`).
+    ranks
+        This process's place in a distributed run (:mod:`.distributed`; default: a run of one process).
+        Rank 0 validates, decides when to stop and saves; the others pass ``out_dir=None``.
+    sampler
+        Where the patches come from: an object with ``sample(n)`` returning ``.images``, ``.labels`` and
+        ``.weights`` arrays as :class:`~unet_studio.core.train.data.PatchSampler` does (the default, biased
+        random crops); tests pass fixed batches.
 
     Returns
     -------
@@ -96,7 +108,7 @@ def train(dataset: TrainingSet, model_config: ModelConfig, train_config: TrainCo
         At the call: no labelled pixel left for training, or ``init_from`` of other channels or classes.
     """
     trainer = _Trainer(dataset, model_config, train_config, out_dir, init_from, class_values, class_names,
-                       calibrator or calibrate_thresholds)
+                       calibrator or calibrate_thresholds, ranks=ranks, sampler=sampler)
     return trainer.run()
 
 
@@ -104,8 +116,9 @@ class _Trainer:
     """The state of one training run: set up here, advanced by :meth:`run` one step at a time."""
 
     def __init__(self, dataset: TrainingSet, model_config: ModelConfig, config: TrainConfig, out_dir, init_from,
-                 class_values, class_names, calibrator: Calibrator) -> None:
-        self.dataset, self.config = dataset, config
+                 class_values, class_names, calibrator: Calibrator, *, ranks: Ranks = SINGLE_PROCESS,
+                 sampler=None) -> None:
+        self.dataset, self.config, self.ranks = dataset, config, ranks
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.device = select_device(config.device)
         if self.device.type == "cpu":
@@ -113,12 +126,12 @@ class _Trainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(config.seed)
+        self.generator.manual_seed(ranks.sampling_seed(config.seed))  # each rank its own augmentations
         self.model, self.history, self.step_offset, class_values, class_names, previous = build_model(
             dataset, model_config, init_from, class_values, class_names)
         self.init_from = init_from
         # Read with the weights, before this run's first save can replace the folder (continuing in place).
-        self.resume_moments = load_optimizer_state(init_from) if init_from is not None else None
+        self.resume_moments = resume_moments(init_from)
         net_config = self.model.config  # the saved model's when resuming
         self.patch = admissible_patch(config.patch_size, net_config)
         self.origin = RunOrigin(net_config, class_values, class_names, config, previous, init_from, self.patch)
@@ -131,7 +144,10 @@ class _Trainer:
         self.keeper = ModelKeeper(self.model, self.out_dir, calibrator)  # the best weights so far
         self._init_run_state()
         self._init_device()
-        self.data = RunData(dataset, config, self.rng, self.device, self.channels_last, self.crop)
+        self.data = RunData(dataset, config, self.rng, self.device, self.channels_last, self.crop,
+                            sample_rng=ranks.sampling_rng(config.seed))
+        if sampler is not None:
+            self.data.sampler = sampler
 
     def _init_run_state(self) -> None:
         self.total = self.config.epochs * self.config.steps_per_epoch
@@ -146,6 +162,8 @@ class _Trainer:
 
     def _init_device(self) -> None:
         self.model, self.channels_last = place_model(self.model, self.device)
+        # What steps train through (DDP in a distributed run); self.model is validated, previewed and saved.
+        self.net = self.ranks.wrap(self.model, self.device)
         self.batch = BatchSize(self.config.batch_size, self.device, self.patch)
         self.model.train()
         self.amp_dtype = training_autocast_dtype(self.device, self.config.amp)
@@ -153,7 +171,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         self.optimizer = make_optimizer(self.model, self.config, self.resume_moments, self.init_from)
         self.report_every = 1 if self.device.type == "cpu" else 10  # yielding needs the loss on the host: a sync
-        self.description = describe_device(self.device)
+        self.description = self.ranks.describe(describe_device(self.device))
         self.loss_sum = torch.zeros((), device=self.device)
 
     def autocast(self):
@@ -182,7 +200,7 @@ class _Trainer:
         images, labels, weights = self.data.batch(self.batch.size, self.patch, self.out_patch, params,
                                                   self.generator)
         with self.autocast():
-            logits = self.model(images)
+            logits = self.net(images)
         loss = segmentation_loss(logits.float(), labels, self.config.loss, self.data.class_weights, weights)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -201,6 +219,7 @@ class _Trainer:
         except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
             if not is_out_of_memory(exc):
                 raise
+            self.ranks.refuse_halving(self.batch.size, self.description)  # ranks must take the same steps
             self.optimizer.zero_grad(set_to_none=True)
             self.batch.halve()
             return False
@@ -208,7 +227,7 @@ class _Trainer:
         self.loss_sum += loss.detach()
         self.loss_count += 1
         if self._reporting():
-            self.last_loss = float(loss.detach())
+            self.last_loss = float(self.ranks.mean(loss.detach()))  # the same on every rank: they stop together
             if not math.isfinite(self.last_loss):
                 self.diverged = True
                 self.stop_reason = (f"the loss became {self.last_loss} at step {self.step} (learning rate too high "
@@ -221,6 +240,10 @@ class _Trainer:
         else:
             self.optimizer.step()
         return True
+
+    def samples_per_step(self) -> int:
+        """Patches per step, over all ranks of a distributed run."""
+        return self.batch.size * self.ranks.world_size
 
     def _evaluating(self) -> bool:
         return self.step % self.config.eval_every == 0 or self.step == self.total
@@ -237,8 +260,12 @@ class _Trainer:
         try:
             while self.step < self.total:
                 elapsed = time.perf_counter() - self.start
-                if self.config.time_limit_s is not None and elapsed >= self.config.time_limit_s:
-                    self.stop_reason = "time limit reached"
+                time_up = self.config.time_limit_s is not None and elapsed >= self.config.time_limit_s
+                # Distributed: rank 0 decides (its clock, its early stopping) and every rank stops here together;
+                # its clock also sets every rank's learning rate (a time-limited schedule).
+                stop, elapsed = self.ranks.agree(time_up or self.stop_reason is not None, elapsed)
+                if stop:
+                    self.stop_reason = self.stop_reason or "time limit reached"
                     break
                 if self.data.labels_changed():
                     self.data.refresh_labels()
@@ -249,7 +276,7 @@ class _Trainer:
                     break
                 if self._reporting():
                     yield self._report()
-                if self.stop_reason is not None:
+                if self.stop_reason is not None and not self.ranks.distributed:
                     break
             yield self._finish()
         finally:
@@ -260,9 +287,9 @@ class _Trainer:
         """The report of this step: its rate, and an evaluation and a preview when they are due."""
         now = time.perf_counter()
         self.times.append((now, self.step))
-        rate = (self.times[-1][1] - self.times[0][1]) * self.batch.size / max(now - self.times[0][0], 1e-9)
+        rate = (self.times[-1][1] - self.times[0][1]) * self.samples_per_step() / max(now - self.times[0][0], 1e-9)
         val, is_best = None, False
-        if self._evaluating():
+        if self._evaluating() and self.ranks.is_main:
             val, is_best = self._evaluate(now - self.start)
             if self.best.count(is_best):
                 self.stop_reason = f"early stopping: no better validation score in {self.config.patience} evaluations"
@@ -273,7 +300,7 @@ class _Trainer:
     def _preview(self) -> np.ndarray | None:
         """The softmax of the dataset's preview image, every ``preview_every`` steps (None in between)."""
         every = self.config.preview_every
-        if not every or self.step < self.next_preview:
+        if not every or self.step < self.next_preview or not self.ranks.is_main:
             return None
         self.next_preview = (self.step // every + 1) * every
         image = self.dataset.preview_image
@@ -291,12 +318,12 @@ class _Trainer:
         if self.stop_reason is None:
             self.stop_reason = "finished"
         final_val = None
-        if self.step and not self.diverged and not self._evaluating():
+        if self.step and not self.diverged and not self._evaluating() and self.ranks.is_main:
             final_val, _ = self._evaluate(time.perf_counter() - self.start)
         model_dir = self._save(self.stop_reason, calibrate=not self.diverged, moments=not self.diverged)
         self.saved = True
         elapsed = time.perf_counter() - self.start
-        mean_rate = self.step * self.batch.size / max(elapsed, 1e-9)
+        mean_rate = self.step * self.samples_per_step() / max(elapsed, 1e-9)
         final = self._progress(self.last_loss, mean_rate, elapsed, final_val, False, None)
         final.done, final.stop_reason, final.model_dir, final.eta_s = True, self.stop_reason, model_dir, 0.0
         return final

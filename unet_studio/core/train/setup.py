@@ -1,11 +1,14 @@
-"""What a training run starts from: the model (new, or resumed from a model folder with its history and
-classes, and the optimizer moments saved with it), the patch size, the augmentation ranges, the border
-weight maps, the model's place on the device and its optimizer (used by :mod:`.loop`).
+"""What a training run starts from: the model (new, resumed from a model folder with its history and
+classes and the optimizer moments saved with it, or fine-tuned from the weights of a starting model,
+:class:`StartingWeights`), the patch size, the augmentation ranges, the border weight maps, the model's place
+on the device and its optimizer (used by :mod:`.loop`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +19,7 @@ from ..config import ModelConfig, TrainConfig
 from .data import TrainingSet
 from ..errors import DataError
 from .losses import border_weight_map
-from ..model import UNet, load_model, nearest_admissible
+from ..model import ModelInfo, UNet, load_model, load_optimizer_state, nearest_admissible
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,78 @@ def border_maps(dataset: TrainingSet, labels: list[np.ndarray], config: TrainCon
     return maps
 
 
+@dataclass(frozen=True)
+class StartingWeights:
+    """A model folder whose weights only start a run (``train(..., init_from=StartingWeights(...))``).
+
+    Unlike resuming (``init_from`` a folder), the run keeps the model's architecture and normalisation but
+    starts a fresh history at step 0 with fresh optimizer moments, and saves the caller's class values and
+    names: a starting model fine-tuned on a person's labels becomes their model.
+
+    Attributes
+    ----------
+    folder
+        The model folder.
+    label
+        How messages name it ("the nuclei model"); default "the model in FOLDER".
+    """
+
+    folder: Path
+    label: str = ""
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+    @property
+    def name(self) -> str:
+        return self.label or f"the model in {self.folder}"
+
+
+def resume_moments(init_from) -> dict[str, torch.Tensor] | None:
+    """The optimizer moments a run starting from ``init_from`` restores: a resumed folder's, else none."""
+    if init_from is None or isinstance(init_from, StartingWeights):
+        return None
+    return load_optimizer_state(init_from)
+
+
+def _classes_text(info: ModelInfo) -> str:
+    names = list(info.class_names)
+    if len(names) == 2:
+        return f"background and one class ({names[1]})"
+    return f"{len(names)} classes ({', '.join(names)})"
+
+
+def _check_start(start: StartingWeights, info: ModelInfo, dataset: TrainingSet, class_names) -> None:
+    """Refuse a starting model whose input channels or number of classes differ from the training data's."""
+    cfg = info.model_config
+    if cfg.in_channels != dataset.in_channels:
+        raise DataError(f"{start.name} takes images with {cfg.in_channels} channel(s) but these images have "
+                        f"{dataset.in_channels}: train from scratch (a new model) instead")
+    if cfg.n_classes != dataset.n_classes:
+        have = f" ({', '.join(class_names)})" if class_names and len(class_names) == dataset.n_classes else ""
+        raise DataError(f"{start.name} takes {cfg.in_channels} channel(s) and predicts {_classes_text(info)}; "
+                        f"the labels here have {dataset.n_classes} classes{have}: train from scratch "
+                        "(a new model) instead")
+
+
+def _start_from(start: StartingWeights, dataset: TrainingSet, class_names) -> tuple[UNet, ModelInfo]:
+    """The starting model's network, and a description that carries over only its normalisation."""
+    model, info = load_model(start.folder, "cpu")
+    _check_start(start, info, dataset, class_names)
+    previous = ModelInfo(model_config=model.config, class_values=list(info.class_values),
+                         class_names=list(info.class_names), normalization=info.normalization,
+                         extra={"starting_model": start.label or str(start.folder)})
+    return model, previous
+
+
 def build_model(dataset: TrainingSet, model_config: ModelConfig, init_from, class_values, class_names):
-    """The model to train, new or loaded from ``init_from``: (model, history, step offset, class values,
-    class names, the loaded ModelInfo or None)."""
+    """The model to train, new, loaded from ``init_from`` (a folder: resumed), or started from the weights
+    of a :class:`StartingWeights`: (model, history, step offset, class values, class names, the ModelInfo
+    the run continues or None)."""
     history, offset, previous = [], 0, None
-    if init_from is not None:
+    if isinstance(init_from, StartingWeights):
+        model, previous = _start_from(init_from, dataset, class_names)
+    elif init_from is not None:
         model, previous = load_model(init_from, "cpu")
         cfg = model.config
         if cfg.in_channels != dataset.in_channels or cfg.n_classes != dataset.n_classes:

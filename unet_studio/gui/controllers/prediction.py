@@ -22,6 +22,8 @@ from PySide6 import QtCore
 
 from ...core.errors import ImageWriteError, ModelFileError
 from ...core.io import check_writable, describe_write_error
+from ..big_image.predict import BigPrediction, predict_big, prediction_path
+from ..big_image.source import is_big
 from ..session import Session
 from .warmup import gui_compute_threads
 from .workers import GeneratorWorker
@@ -44,6 +46,12 @@ class _Result:
     image_index: int
     slice_index: int
     probs: np.ndarray  # (K, Y, X) uint8
+
+
+@dataclass
+class _BigResult:
+    image_index: int
+    step: BigPrediction  # its last step: the labels written, or the blocks that failed
 
 
 def _load_model(model_dir: Path, n_classes: int):
@@ -79,6 +87,7 @@ class PredictionController(QtCore.QObject):
     """Runs one prediction or export at a time."""
 
     busy_changed = QtCore.Signal(bool)
+    big_predicted = QtCore.Signal(int, str)    # image index, its predicted labels (OME-Zarr) of a big image
     progressed = QtCore.Signal(int, int)       # done, total (slices)
     finished = QtCore.Signal(str)              # a short summary for the status bar
     failed = QtCore.Signal(str, str)           # message, details
@@ -145,6 +154,15 @@ class PredictionController(QtCore.QObject):
         if scope is not None:
             self.predict(scope)
 
+    def big_prediction_of(self, image_index: int) -> str | None:
+        """The predicted labels (OME-Zarr) of a big image in the project folder, when it was predicted."""
+        session = self.session
+        if not 0 <= image_index < len(session.images) or session.folder is None \
+                or not is_big(session.images[image_index].stack):
+            return None
+        path = prediction_path(session.folder, session.images[image_index].name)
+        return str(path) if (path / "zarr.json").is_file() or (path / ".zattrs").is_file() else None
+
     def _model_dir(self) -> Path:
         model_dir = self.session.model_dir
         if model_dir is None:
@@ -161,6 +179,8 @@ class PredictionController(QtCore.QObject):
         self.activity = "Prediction"
         jobs = [(i, self.session.images[i].entry.path, slices) for i, slices in self.targets(scope)]
         total = sum(len(slices) for _, _, slices in jobs)
+        big = {i: prediction_path(self.session.ensure_folder(), self.session.images[i].name)
+               for i, _, _ in jobs if is_big(self.session.images[i].stack)}  # predicted blockwise, into the project
 
         def run() -> Iterator:
             from ...core.io import read_image
@@ -169,6 +189,13 @@ class PredictionController(QtCore.QObject):
             model, info = _load_model(model_dir, n_classes)
             base = 0
             for image_index, path, slices in jobs:
+                if image_index in big:
+                    for step in predict_big(model_dir, info, path, big[image_index]):
+                        yield _Step(base + len(slices) * step.done / max(step.total, 1), total)
+                        if step.labels is not None or step.failures:
+                            yield _BigResult(image_index, step)
+                    base += len(slices)
+                    continue
                 with read_image(path) as stack:
                     for item in _predict_slices(model, info, stack, slices, base, total):
                         if isinstance(item, _Step):
@@ -263,6 +290,13 @@ class PredictionController(QtCore.QObject):
             self.progressed.emit(int(item.done), int(item.total))
         elif isinstance(item, _Result):
             self.session.slices.set_probabilities(item.image_index, item.slice_index, item.probs)
+        elif isinstance(item, _BigResult):
+            if item.step.failures:
+                self._summary = f"{len(item.step.failures)} block(s) failed; predict again to retry them"
+                self.failed.emit(f"{len(item.step.failures)} block(s) of the image could not be predicted; the "
+                                 "others are kept: predict again to retry only those", "\n".join(item.step.failures))
+            else:
+                self.big_predicted.emit(item.image_index, str(item.step.labels))
 
     def _on_finished(self) -> None:
         worker, self.worker = self.worker, None

@@ -47,7 +47,8 @@ class ProjectActions(QtCore.QObject):
             return
         # What the reader left out (a TIFF's other pages), NaN pixels, a constant image: shown, but say so.
         problems = list(self.session.current.stack.warnings) if self.session.current else []
-        problem = io.pixel_warning(self.session.slices.raw())
+        raw = self.session.slices.raw()
+        problem = io.pixel_warning(getattr(raw, "overview", raw))  # a big image: its overview
         problems += [f"{Path(path).name}: {problem}."] if problem else []
         if problems:
             self.prompts.show_error("Check this image", "\n".join(problems))

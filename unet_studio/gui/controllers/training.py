@@ -6,6 +6,10 @@ thread only copies the label slices at start, forwards each :class:`TrainProgres
 panel, shows previews in the session's probability overlay, and pushes new label edits and the visible
 slice into the running training set (both thread-safe). Stopping closes the generator at its next step;
 the training module then writes the best model into the project's ``models/current``.
+
+A run that starts from a bundled starting model ("Start from" in the Training panel) shows that model's
+prediction of the visible slice before its first step (:class:`_StartPreview`), so the first answer takes
+seconds however long training takes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import numpy as np
 from PySide6 import QtCore
 
 from ...core.errors import DataError
+from ..big_image.source import is_big
+from ..big_image.training import PaintedCrop, painted_crops
 from ..session import Session
+from .training_objects import object_training
 from .training_outcome import RunRecord, describe_items, model_stamp
 from .training_request import TrainingRequest
 from .warmup import gui_compute_threads
@@ -45,6 +52,14 @@ class _Progress:
 
 
 @dataclass
+class _StartPreview:
+    """The starting model's prediction of the preview image, before the first step (seconds, not minutes)."""
+
+    preview: np.ndarray  # (K, Y, X) probabilities
+    source: object       # the preview image it was computed from
+
+
+@dataclass
 class _TrainingJob:
     """Everything one training run needs, copied on the GUI thread; :meth:`run` is the worker's generator."""
 
@@ -57,6 +72,12 @@ class _TrainingJob:
     config_hook: Callable | None
     trainer: Callable | None
     keep_previous: object = None  # the ProjectLayout whose model a from-scratch run would replace
+    objects: object = None  # ObjectTraining: imported instances and the boundary class (None: none)
+
+    @property
+    def n_classes(self) -> int:
+        """Classes the model predicts: a boundary class at the end is trained as background, not predicted."""
+        return len(self.class_names) if self.objects is None else self.objects.n_classes
 
     def _dataset(self):
         from ...core import io
@@ -65,6 +86,11 @@ class _TrainingJob:
         images, labels, accepted, stacks = [], [], [], {}
         try:
             for _, slice_index, path, label, flags in self.snapshot:
+                if isinstance(path, PaintedCrop):  # a painted region of a big image (read here, not whole)
+                    images.append(path.read())
+                    labels.append(label)
+                    accepted.append(flags)
+                    continue
                 if path not in stacks:
                     stacks[path] = io.read_image(path)
                 images.append(io.normalize_percentile(stacks[path].get_slice(slice_index)))
@@ -73,10 +99,25 @@ class _TrainingJob:
         finally:
             for stack in stacks.values():
                 stack.close()
-        dataset = TrainingSet(images, labels, len(self.class_names), accepted=accepted)
+        labels, instances = (labels, None) if self.objects is None else self.objects.prepare(labels)
+        dataset = TrainingSet(images, labels, self.n_classes, instances=instances, accepted=accepted)
         if self.preview is not None:
             dataset.set_preview_image(self.preview[1])
         return dataset
+
+    def _start_preview(self, dataset) -> _StartPreview | None:
+        """The starting model's prediction of the preview image, when the run starts from a starting model."""
+        from ...core.config import InferConfig
+        from ...core.model import load_model
+        from ...core.predict import predict_probabilities
+        from ...core.train import StartingWeights
+
+        image = dataset.preview_image
+        if not isinstance(self.init_from, StartingWeights) or image is None:
+            return None
+        model, _ = load_model(self.init_from.folder, "cpu")
+        return _StartPreview(np.asarray(predict_probabilities(model, image, InferConfig(device="cpu")), np.float32),
+                             image)
 
     def run(self) -> Iterator:
         """Build the training set in this (worker) thread, then train; yields _DatasetReady, then _Progress."""
@@ -87,15 +128,20 @@ class _TrainingJob:
             keep_previous_model(self.keep_previous)
         dataset = self._dataset()
         yield _DatasetReady(dataset, [(i, s) for i, s, *_ in self.snapshot])
-        n_classes = len(self.class_names)
+        n_classes = self.n_classes
         model_config, train_config = self.request.configs(dataset.in_channels, n_classes)
         train_config = train_config.replace(num_threads=gui_compute_threads())
+        if self.objects is not None:  # objects trained as `train --instances` trains them: the paper's border weights
+            train_config = train_config.replace(use_border_weights=True)
         if self.config_hook is not None:
             model_config, train_config = self.config_hook(model_config, train_config)
         run = (self.trainer or train)(dataset, model_config, train_config, out_dir=self.out_dir,
                                       init_from=self.init_from, class_values=list(range(1, n_classes + 1)),
-                                      class_names=self.class_names)
+                                      class_names=self.class_names[:n_classes])
         try:
+            start = self._start_preview(dataset)  # after train() accepted the starting model for these data
+            if start is not None:
+                yield start
             while True:
                 # The preview is computed from the dataset's preview image during next(); when the
                 # image is the same object before and after, the preview is known to show it.
@@ -136,6 +182,7 @@ class TrainingController(QtCore.QObject):
         self._preview_sources: list[tuple[np.ndarray, tuple[int, int]]] = []
         self._start_key: tuple[int, int] | None = None
         self._model_written = False
+        self._objects = None  # the running job's ObjectTraining
         self.kept_previous = False  # whether the last run started by copying the model to models/previous
         self._run = RunRecord()
         self._push_timer = QtCore.QTimer(self)
@@ -180,7 +227,8 @@ class TrainingController(QtCore.QObject):
         preview = self._current_preview()
         job = _TrainingJob(
             snapshot=snapshot, preview=preview, request=request, class_names=[c.name for c in session.classes],
-            out_dir=out_dir, init_from=out_dir if request.continue_training and session.model_dir is not None else None,
+            objects=object_training(session, [(i, s) for i, s, *_ in snapshot]),
+            out_dir=out_dir, init_from=self._init_from(request, out_dir),
             config_hook=self.config_hook, trainer=self.trainer,
             keep_previous=None if request.continue_training or session.model_dir is None else session.project.layout)
         self.kept_previous = job.keep_previous is not None
@@ -188,6 +236,7 @@ class TrainingController(QtCore.QObject):
         self._preview_sources = []
         self._start_key = None if preview is None else preview[0]
         self._pushed_versions = {i: session.images[i].labels.version for i in range(len(session.images))}
+        self._objects = job.objects
         self._model_written = False
         self._run = RunRecord(model_stamp=model_stamp(out_dir))
         log.info("training on %d slices into %s", len(snapshot), folder)
@@ -199,6 +248,18 @@ class TrainingController(QtCore.QObject):
         self.worker.start()
         self.started.emit()
 
+    def _init_from(self, request: TrainingRequest, out_dir):
+        """What the run starts from: the project's model (continued), a starting model's weights, or None."""
+        if request.continue_training and self.session.model_dir is not None:
+            return out_dir
+        if not request.starting_model:
+            return None
+        from ...core.train import StartingWeights
+        from ...resources import starting_model_path
+
+        # A starting model missing from this installation: ModelFileError, shown before anything starts.
+        return StartingWeights(starting_model_path(request.starting_model), f"the {request.starting_model} model")
+
     def _labelled_snapshot(self) -> list[tuple[int, int, object, np.ndarray]]:
         """(image index, slice index, path, copy of the labels) of every labelled slice; DataError if too few."""
         session = self.session
@@ -206,6 +267,9 @@ class TrainingController(QtCore.QObject):
             raise DataError("training needs at least two classes: add a class in the Classes panel")
         snapshot = []
         for image_index, state in enumerate(session.images):
+            if is_big(state.stack):  # only its painted regions, with a margin of context
+                snapshot.extend(painted_crops(image_index, state))
+                continue
             for slice_index in state.labelled_slices():
                 snapshot.append((image_index, slice_index, state.entry.path,
                                  state.labels.data[slice_index].copy(), state.labels.accepted_slice(slice_index)))
@@ -244,8 +308,8 @@ class TrainingController(QtCore.QObject):
 
     def _current_preview(self):
         session = self.session
-        if session.current is None:
-            return None
+        if session.current is None or is_big(session.current.stack):
+            return None  # a big image's slice is never normalised whole (its preview would be a region)
         return (session.current_index, session.current_slice), session.slices.normalized()
 
     def update_preview_image(self) -> None:
@@ -269,9 +333,13 @@ class TrainingController(QtCore.QObject):
             if image_index >= len(self.session.images):
                 continue
             state = self.session.images[image_index]
-            if self._pushed_versions.get(image_index) == state.labels.version:
-                continue
+            if self._pushed_versions.get(image_index) == state.labels.version or is_big(state.stack):
+                continue  # a big image's crops are fixed at the start: its new strokes wait for the next run
             labels = state.labels.data[slice_index].copy()
+            if self._objects is not None:  # boundary -> background, and the objects the border weights follow
+                self._objects.update(self._dataset, index, labels, state.labels.instances_slice(slice_index),
+                                     state.labels.accepted_slice(slice_index))
+                continue
             # Classes added while training runs are unknown to this run: their pixels wait for the next.
             labels[labels > self._dataset.n_classes] = 0
             self._dataset.update_labels(index, labels, state.labels.accepted_slice(slice_index))
@@ -288,21 +356,29 @@ class TrainingController(QtCore.QObject):
                 self.update_preview_image()
             self.push_labels()
             return
+        if isinstance(item, _StartPreview):
+            key = next((k for image, k in self._preview_sources if image is item.source), None)
+            self._show_preview(item.preview, key)
+            return
         progress = item.progress
         if progress.done and progress.model_dir is not None:
             self._model_written = True
         self._run.record(progress)
         if progress.val is not None:
             progress.val["where"] = describe_items(self.session, self._items, progress.val.get("items") or [])
-        preview = getattr(progress, "preview", None)
         key = next((k for image, k in self._preview_sources if image is item.source), None)
-        if preview is not None and key is not None:
-            image_index, slice_index = key
-            state = self.session.images[image_index] if image_index < len(self.session.images) else None
-            if state is not None and preview.shape[1:] == state.labels.shape[1:]:
-                self.session.slices.set_probabilities(image_index, slice_index, preview)
-                self.preview_shown.emit(image_index, slice_index)
+        self._show_preview(getattr(progress, "preview", None), key)
         self.progressed.emit(progress)
+
+    def _show_preview(self, preview: np.ndarray | None, key: tuple[int, int] | None) -> None:
+        """Show a preview's probabilities on the slice ``key`` it was computed from (when it still fits)."""
+        if preview is None or key is None:
+            return
+        image_index, slice_index = key
+        state = self.session.images[image_index] if image_index < len(self.session.images) else None
+        if state is not None and preview.shape[1:] == state.labels.shape[1:]:
+            self.session.slices.set_probabilities(image_index, slice_index, preview)
+            self.preview_shown.emit(image_index, slice_index)
 
     def _on_finished(self) -> None:
         worker, self.worker = self.worker, None

@@ -9,6 +9,7 @@ from pathlib import Path
 from ...core.config import ModelConfig, TrainConfig
 from ...core.errors import ConfigError
 from ...core.presets import PRESETS, preset_configs
+from ...resources import STARTING_MODELS
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,17 @@ class TrainingRequest:
     epochs
         Number of epochs (the preset's steps per epoch each).
     continue_training
-        Start from the project's current model instead of from scratch.
+        Start from the project's current model instead of from scratch (its run continues).
+    starting_model
+        The name of a bundled starting model (:data:`~unet_studio.resources.STARTING_MODELS`) whose weights
+        the run starts from (a new run: fresh history, the project's classes); "" for a new model.
     """
 
     preset: str = "fast"
     time_limit_s: float | None = 300.0
     epochs: int = 50
     continue_training: bool = False
+    starting_model: str = ""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -39,6 +44,16 @@ class TrainingRequest:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ConfigError(f"the time limit must be positive, got {self.time_limit_s}")
+        if self.starting_model and self.starting_model not in STARTING_MODELS:
+            raise ConfigError(f"unknown starting model {self.starting_model!r}: choose one of "
+                              f"{', '.join(STARTING_MODELS)}")
+        if self.starting_model and self.continue_training:
+            raise ConfigError("start either from the project's model or from a starting model, not both")
+
+    @property
+    def start_from(self) -> str:
+        """What the run starts from: "new", "current" (the project's model) or a starting model's name."""
+        return "current" if self.continue_training else (self.starting_model or "new")
 
     def configs(self, in_channels: int, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
         """The preset's configurations with this request's epochs and time limit."""

@@ -1,6 +1,7 @@
 """The classes panel: the project's classes with their colours; add, rename, recolour, delete, select.
 
-The selected row is the class the brush paints (number keys select it too). The panel reads and
+The selected row is the class the brush paints (number keys select it too). "Add boundary class" adds the
+class painted between touching objects (see :meth:`~..class_editing.ClassEditing.add_boundary`). The panel reads and
 changes classes only through the session and rebuilds itself on ``classes_changed``; while it updates
 its own widgets it blocks their signals, so nothing echoes back.
 """
@@ -10,6 +11,9 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..session import Session
+
+#: The classes panel's action that adds the boundary class.
+BOUNDARY_TEXT = "Add boundary class (separates touching objects)"
 
 
 def color_icon(color: str, size: int = 14) -> QtGui.QIcon:
@@ -35,6 +39,15 @@ class ClassesPanel(QtWidgets.QWidget):
         self.add_button = QtWidgets.QPushButton("Add")
         self.color_button = QtWidgets.QPushButton("Colour...")
         self.delete_button = QtWidgets.QPushButton("Delete")
+        self.add_boundary_action = QtGui.QAction(BOUNDARY_TEXT, self)
+        self.add_boundary_action.setToolTip("Paint this class between touching objects: it is trained as background "
+                                            "with a high weight, so that the objects come out separate")
+        self.add_boundary_action.triggered.connect(lambda: self.session.class_editing.add_boundary())
+        self.boundary_button = QtWidgets.QToolButton()
+        self.boundary_button.setDefaultAction(self.add_boundary_action)
+        self.boundary_button.setText("Add boundary")
+        self.list.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.list.addAction(self.add_boundary_action)
         buttons = QtWidgets.QHBoxLayout()
         for button in (self.add_button, self.color_button, self.delete_button):
             button.setAutoDefault(False)
@@ -43,6 +56,7 @@ class ClassesPanel(QtWidgets.QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.list)
         layout.addLayout(buttons)
+        layout.addWidget(self.boundary_button)
 
         self.list.currentRowChanged.connect(self._on_row_changed)
         self.list.itemChanged.connect(self._on_item_changed)
@@ -59,7 +73,15 @@ class ClassesPanel(QtWidgets.QWidget):
             for index, info in enumerate(self.session.classes):
                 item = QtWidgets.QListWidgetItem(color_icon(info.color), info.name)
                 item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsEditable)
-                item.setToolTip(f"key {index + 1}" if index < 9 else "")
+                key = f"key {index + 1}" if index < 9 else ""
+                if info.boundary:
+                    item.setToolTip(f"{key}: boundary class, painted between touching objects (trained as "
+                                    "background with a high weight)".lstrip(": "))
+                    font = item.font()
+                    font.setItalic(True)
+                    item.setFont(font)
+                else:
+                    item.setToolTip(key)
                 self.list.addItem(item)
             self.list.setCurrentRow(self.session.active_class)
         self.delete_button.setEnabled(len(self.session.classes) > 1)

@@ -3,13 +3,16 @@
 One combo box per value found (or one for "every non-zero value" of an object label image), a choice of
 what 0 means (unlabelled, or background: class 1), and a button that makes every non-zero value the
 foreground. It starts from the proposal of :func:`~unet_studio.core.labels.propose_mapping`; tests set the
-combo boxes and call ``accept()`` (or pass their own chooser to the project actions).
+combo boxes and call ``accept()`` (or pass their own chooser to the project actions). An object label image
+is offered as objects too ("Objects (instances)", chosen by default when it has too many values to list):
+background and the object class, with the instances kept for training (see :mod:`..label_import`).
 """
 
 from __future__ import annotations
 
 from PySide6 import QtWidgets
 
+from ...core.errors import DataError
 from ...core.labels import LabelMapping
 from ..label_import import KIND_TEXT, LabelImport
 
@@ -25,7 +28,13 @@ class ImportLabelsDialog(QtWidgets.QDialog):
         The class of every non-zero value when there are too many to list.
     zero_background : QRadioButton or None
         Checked when 0 means background (class 1); None when the file holds no 0.
+    as_objects : QRadioButton or None
+        Checked when an object label image is imported as objects (instances kept for training); None when
+        the file does not look like one or the project has no object class.
     """
+
+    #: The text of the choice that imports an object label image as objects.
+    OBJECTS_TEXT = "Objects (instances): train the object output"
 
     def __init__(self, request: LabelImport, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,6 +48,12 @@ class ImportLabelsDialog(QtWidgets.QDialog):
                                  f"{KIND_TEXT[request.kind]}. Choose the class each value becomes.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
+        self.as_objects = self.as_classes = None
+        self._objects_mapping = self._offer_objects(request)
+        if self._objects_mapping is not None:
+            intro.setText(intro.text().replace("Choose the class each value becomes.", "Import it as objects "
+                                               "(as 'unet-studio train --instances' reads it), or as classes."))
+            self._add_objects_choice(layout, request)
 
         self.zero_unlabelled = self.zero_background = None
         if request.has_zero:
@@ -69,12 +84,49 @@ class ImportLabelsDialog(QtWidgets.QDialog):
             foreground.clicked.connect(self.all_nonzero_to_foreground)
             layout.addWidget(foreground)
 
+        if self.as_objects is not None:
+            # Too many values to list one by one: an object label image, imported as objects by default.
+            self.as_objects.setChecked(self.others_combo is not None)
+            self._values_widgets = [w for w in self.findChildren(QtWidgets.QWidget)
+                                    if w not in (self.as_objects, self.as_classes, intro, self._kind_box)]
+            self.as_objects.toggled.connect(self._show_values)
+            self._show_values()
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok
                                              | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).setText("Import")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    @staticmethod
+    def _offer_objects(request: LabelImport) -> LabelMapping | None:
+        """The objects mapping when the file looks like an object label image and the project can take it."""
+        if request.kind != "instances":
+            return None
+        try:
+            return request.objects_mapping()
+        except DataError:
+            return None
+
+    def _add_objects_choice(self, layout: QtWidgets.QVBoxLayout, request: LabelImport) -> None:
+        names = request.class_names
+        objects = self._objects_mapping
+        self._kind_box = QtWidgets.QGroupBox("Import as")
+        kind_layout = QtWidgets.QVBoxLayout(self._kind_box)
+        self.as_objects = QtWidgets.QRadioButton(self.OBJECTS_TEXT)
+        self.as_objects.setToolTip(f"0 -> {names[objects.values[0] - 1]}, every object -> "
+                                   f"{names[objects.others - 1]}; the objects are kept so that training separates "
+                                   "touching objects, as 'unet-studio train --instances' does")
+        self.as_classes = QtWidgets.QRadioButton("Classes: choose the class each value becomes (below)")
+        self.as_classes.setChecked(True)
+        kind_layout.addWidget(self.as_objects)
+        kind_layout.addWidget(self.as_classes)
+        layout.addWidget(self._kind_box)
+
+    def _show_values(self) -> None:
+        """The value -> class choices apply only when the file is imported as classes."""
+        for widget in self._values_widgets:
+            widget.setEnabled(not self.as_objects.isChecked())
 
     @staticmethod
     def _combo(names: list[str], current: int) -> QtWidgets.QComboBox:
@@ -90,7 +142,9 @@ class ImportLabelsDialog(QtWidgets.QDialog):
             combo.setCurrentIndex(foreground)
 
     def mapping(self) -> LabelMapping:
-        """The mapping chosen: file value -> class value (0 = unlabelled)."""
+        """The mapping chosen: file value -> class value (0 = unlabelled), or the objects mapping."""
+        if self.as_objects is not None and self.as_objects.isChecked():
+            return self._objects_mapping
         values = {value: combo.currentIndex() for value, combo in self.value_combos.items()}
         if self.zero_background is not None:
             values[0] = 1 if self.zero_background.isChecked() else 0

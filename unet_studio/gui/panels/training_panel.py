@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtWidgets
 
 from ...core.presets import PRESETS
+from ...resources import STARTING_MODELS
 from ...core.progress import format_duration
 from ..controllers.training_request import TrainingOutcome, TrainingRequest
 from .training_plots import CurvePlot, RunCurves
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 
 VAL_TITLE = "Validation (held-out labels)"
+NEW, CURRENT = "new", "current"
+#: The "Start from" choices: (text, key); a key is "new", "current" or a starting model's name.
+START_CHOICES = [("new model", NEW), *((m.label, m.name) for m in STARTING_MODELS.values()),
+                 ("this project's model", CURRENT)]
 NOT_ENOUGH_TITLE = "Validation: too few labels"
 
 
@@ -81,15 +86,23 @@ class TrainingPanel(QtWidgets.QWidget):
         self.epochs_spin = QtWidgets.QSpinBox()
         self.epochs_spin.setRange(1, 100_000)
         self.epochs_spin.setValue(50)
-        self.continue_check = QtWidgets.QCheckBox("Continue from current model")
-        self.continue_check.setToolTip("Start from the current model's weights instead of from scratch")
+        self.start_combo = QtWidgets.QComboBox()
+        for text, key in START_CHOICES:
+            self.start_combo.addItem(text, key)
+            if key in STARTING_MODELS:  # what it was trained on, and its terms
+                model = STARTING_MODELS[key]
+                self.start_combo.setItemData(self.start_combo.count() - 1, f"{model.description}; {model.licence}",
+                                             QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.start_combo.setToolTip(
+            "new model: train from scratch. A bundled model: start from its weights and fine-tune it on your "
+            "labels (its first prediction shows at once). This project's model: continue its training")
         self.train_button = QtWidgets.QPushButton("Train")
         self._settings_widgets = (
             self.preset_combo,
             self.minutes_spin,
             self.seconds_spin,
             self.epochs_spin,
-            self.continue_check,
+            self.start_combo,
         )
 
     def _build_feedback(self) -> None:
@@ -126,7 +139,7 @@ class TrainingPanel(QtWidgets.QWidget):
         time_row.addWidget(self.seconds_spin)
         form.addRow("Time limit", time_row)
         form.addRow("Epochs", self.epochs_spin)
-        form.addRow(self.continue_check)
+        form.addRow("Start from", self.start_combo)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.train_button)
@@ -144,9 +157,11 @@ class TrainingPanel(QtWidgets.QWidget):
     def settings(self) -> TrainingRequest:
         """The settings the widgets show, as emitted by ``start_requested``."""
         seconds = self.minutes_spin.value() * 60 + self.seconds_spin.value()
+        start = self.start_from()
         return TrainingRequest(preset=self.preset_combo.currentText(),
                                time_limit_s=float(seconds) if seconds > 0 else None,
-                               epochs=self.epochs_spin.value(), continue_training=self.continue_check.isChecked())
+                               epochs=self.epochs_spin.value(), continue_training=start == CURRENT,
+                               starting_model=start if start in STARTING_MODELS else "")
 
     def set_settings(self, request: TrainingRequest) -> None:
         """Show ``request`` in the widgets (emits nothing)."""
@@ -155,13 +170,37 @@ class TrainingPanel(QtWidgets.QWidget):
         self.minutes_spin.setValue(seconds // 60)
         self.seconds_spin.setValue(seconds % 60)
         self.epochs_spin.setValue(request.epochs)
-        self.continue_check.setChecked(request.continue_training)
+        self.set_start_from(request.start_from)
+
+    def start_from(self) -> str:
+        """The "Start from" choice: "new", "current" (this project's model) or a starting model's name."""
+        return str(self.start_combo.currentData())
+
+    def set_start_from(self, key: str) -> None:
+        """Show the "Start from" choice ``key`` (an unknown key shows "new model"; emits nothing)."""
+        index = self.start_combo.findData(key)
+        self.start_combo.setCurrentIndex(max(index, 0))
 
     def set_continue_available(self, available: bool) -> None:
-        """Enable "continue from current model" only when there is a model to continue from."""
-        self.continue_check.setEnabled(available and not self._running)
-        if not available:
-            self.continue_check.setChecked(False)
+        """Offer "this project's model" only when the project has a model to continue from."""
+        item = self.start_combo.model().item(self.start_combo.findData(CURRENT))
+        item.setEnabled(bool(available))
+        if not available and self.start_from() == CURRENT:
+            self.set_start_from(NEW)
+
+    def adopt_trained_model(self) -> None:
+        """After a run that started from a bundled model, the next run continues the model it fine-tuned.
+
+        Starting from the bundled weights again would throw that fine-tuning away (it is still kept in
+        models/previous, but a person pressing Train twice means "more", as in ilastik).
+        """
+        if self.start_from() in STARTING_MODELS and self.continue_available():
+            self.set_start_from(CURRENT)
+
+    def continue_available(self) -> bool:
+        """Whether "this project's model" can be chosen now."""
+        item = self.start_combo.model().item(self.start_combo.findData(CURRENT))
+        return item.isEnabled() and self.start_combo.isEnabled()
 
     def is_running(self) -> bool:
         """True between ``set_running(True)`` and ``set_running(False)``."""

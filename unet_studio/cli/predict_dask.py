@@ -1,0 +1,182 @@
+"""``unet-studio predict --dask [ADDRESS]``: blockwise prediction of big images on a Dask cluster.
+
+Without ADDRESS a ``distributed.LocalCluster`` sized to this machine (one worker per GPU, else one per two
+CPU cores); with ``tcp://host:8786`` the scheduler there (e.g. one started by dask-jobqueue on Slurm). The
+outputs are OME-Zarr (as ``--format zarr``), written by :func:`unet_studio.core.predict.iter_blockwise`:
+a stopped or killed run continues where it was when started again, Ctrl-C cancels the cluster's work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..core.errors import ConfigError
+from .checks import check_int, shown
+from .progress import ProgressBar
+
+PROG = "unet-studio predict"
+NEEDS_DASK = "prediction on Dask needs the dask extra: pip install 'unet-studio[dask]'"
+CONNECT_TIMEOUT_S = 8  # the message must come within 10 s, imports included
+STAGES = {"predict": "predicting blocks", "merge": "joining objects across blocks", "relabel": "numbering objects",
+          "measure": "measuring objects", "pyramid": "building pyramids"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Dask options of ``predict``."""
+    parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="predict big images block by block on Dask: on a LocalCluster sized to this machine, "
+                        "or on the scheduler at ADDRESS (tcp://host:8786); outputs are OME-Zarr")
+    parser.add_argument("--block-size", type=int, default=2048, metavar="PX",
+                        help="side of the blocks predicted by --dask (default 2048; also the output chunks)")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def local_workers() -> int:
+    """One worker per GPU, else one per two CPU cores."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else max(1, _cores() // 2)
+
+
+async def _probe(address: str, timeout_s: float) -> None:
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=timeout_s)
+    await comm.close()
+
+
+def open_client(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
+    """A ``distributed.Client`` and the cluster this run started (``None`` for an existing scheduler).
+
+    Raises :class:`ConfigError` within ``timeout_s`` when the scheduler at ``address`` does not answer.
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(NEEDS_DASK) from None
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # --debug shows the cluster's own log
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if address == "local":
+        workers = local_workers()
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
+        return distributed.Client(cluster), cluster
+    try:
+        # a probe on an event loop of its own first: a Client that cannot connect leaves its loop thread behind
+        asyncio.run(_probe(address, timeout_s))
+        return distributed.Client(address, timeout=timeout_s), None
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise ConfigError(f"no Dask scheduler answers at {address} within {timeout_s:g} s ({reason}); check the "
+                          "address, or start one (dask scheduler, or a dask-jobqueue cluster), or leave out "
+                          "ADDRESS to use this machine") from None
+
+
+def _scaler(info, image):
+    """The model's input normalisation with limits from the whole image (a coarse level), not per block."""
+    from ..core.config import DEFAULT_NORMALIZATION
+    from ..core.predict import image_sample, percentile_scaler
+
+    spec = {**DEFAULT_NORMALIZATION, **(info.normalization or {})}
+    if spec.get("method", "percentile") == "none":
+        return None
+    if spec.get("method") != "percentile":
+        raise ConfigError(f"unknown normalisation method {spec.get('method')!r} in the model folder")
+    return percentile_scaler(image_sample(image), float(spec["low"]), float(spec["high"]))
+
+
+def _config(args: argparse.Namespace, predictor, workers: int | None):
+    from ..core.predict import BlockwiseConfig, default_threads
+
+    export = predictor.export
+    return BlockwiseConfig(block_size=args.block_size, infer=predictor.infer, foreground=export.foreground,
+                           instance=export.instance, instance_mode=export.instance_mode,
+                           missing_chunks=args.missing_chunks, device=args.device,
+                           torch_threads=default_threads(workers) if workers else None)
+
+
+def _run_image(client, config, predictor, model_dir: str, path: Path, name: str,
+               overwrite: bool) -> tuple[dict | None, list[str]]:
+    from ..core.predict import ImageRef, iter_blockwise, output_paths
+
+    # the workers open the image themselves (an open TIFF cannot be sent to them)
+    source = ImageRef(str(path), predictor.axes, predictor.missing_chunks)
+    image = source.open()
+    targets = output_paths(predictor.out, name, predictor.export)
+    steps = iter_blockwise(source, model_dir, targets, config, client,
+                           prepare=_scaler(predictor.info, image), pixel_size=image.pixel_size,
+                           unit="µm" if image.pixel_size else "", overwrite=overwrite)
+    bar, stage = None, None
+    try:
+        for step in steps:
+            if step.stage != stage and step.stage in STAGES:
+                if bar is not None:
+                    bar.close()
+                stage, bar = step.stage, ProgressBar(f"{shown(path.name)}: {STAGES[step.stage]}")
+                if step.skipped and step.stage == "predict":
+                    bar.message(f"{PROG}: continuing an earlier run: {step.skipped} block(s) already done")
+            if bar is not None and step.stage in STAGES:
+                bar.update(step.done, step.total)
+            if step.stage in ("done", "failed"):
+                return step.outputs, step.failures
+    finally:
+        steps.close()  # on Ctrl-C: cancels the blocks not yet run
+        if bar is not None:
+            bar.close()
+    return None, ["the run ended early"]
+
+
+def run(args: argparse.Namespace, predictor, plan: list[tuple[Path, str]]) -> int:
+    """Predict every input of ``plan`` on Dask; 0 when all are complete, 1 when blocks failed."""
+    from ..resources import model_folder
+
+    check_int("--block-size", args.block_size, 64, 1 << 16)
+    model_dir = str(model_folder(args.model))  # the workers load it from there, once each
+    client, cluster = open_client(args.dask)
+    failed_blocks = 0
+    current = None
+    try:
+        where = f"a local cluster of {len(cluster.workers)} worker(s)" if cluster is not None else args.dask
+        print(f"{PROG}: on {where} (dashboard {client.dashboard_link})", file=sys.stderr)
+        config = _config(args, predictor, len(cluster.workers) if cluster is not None else None)
+        for path, name in plan:
+            current = path
+            outputs, failures = _run_image(client, config, predictor, model_dir, path, name, args.overwrite)
+            for line in failures[:20]:
+                print(f"{PROG}: FAILED {line}", file=sys.stderr)
+            if failures:
+                failed_blocks += len(failures)
+                print(f"{PROG}: {shown(path.name)}: {len(failures)} block(s) failed; the finished blocks are kept, "
+                      "run the same command again to retry only the failed ones", file=sys.stderr)
+                continue
+            print(f"{shown(path.name)}: " + ", ".join(shown(p.name) for p in (outputs or {}).values()))
+    except KeyboardInterrupt:
+        if current is not None:
+            print(f"{PROG}: stopped {shown(current.name)}; its finished blocks are kept in {predictor.out}, run the "
+                  "same command again to continue", file=sys.stderr)
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+    if failed_blocks:
+        print(f"{PROG}: {failed_blocks} block(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["CONNECT_TIMEOUT_S", "NEEDS_DASK", "add_arguments", "local_workers", "open_client", "run"]
