@@ -261,3 +261,61 @@ def test_a_big_tiled_tiff_with_a_pyramid_is_shown_from_it(window, qtbot, tmp_pat
     view = zoom_to_level0(window, qtbot, 1000, 1000)
     assert view.level == 0 and view.tiles_shown()
     assert max(h * w for level, h, w in state.stack.pyramid.reads if level == 0) <= 512 * 512
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A Dask scheduler with one worker, at a tcp address (as dask-jobqueue's would be), for the module."""
+    distributed = pytest.importorskip("distributed")
+    import asyncio
+
+    from distributed.utils import offload
+
+    asyncio.run(offload(lambda: None))  # distributed's offload thread lives as long as the process: start it first
+    # the worker in a process of its own, as on a cluster (and its threads are not this test's)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def test_predict_all_on_a_big_image_runs_on_the_dask_scheduler_chosen(window, qtbot, wide_zarr, tmp_path,
+                                                                       scheduler):
+    from gui_helpers import threshold_model
+
+    from unet_studio.gui.main_window import MainWindow
+
+    folder = tmp_path / "project"
+    assert window.open_project(folder)
+    state = open_big(window, wide_zarr)
+    threshold_model(window)
+    asked = []
+    window.choose_dask_address(get_text=lambda *args: (asked.append(args[-1]), (scheduler.scheduler_address, True))[1])
+    assert asked == [""] and window.prediction.dask_address == scheduler.scheduler_address
+    transitions = scheduler.scheduler.transition_counter
+    with qtbot.waitSignal(window.prediction.big_predicted, timeout=120000) as blocker:
+        window.overlay_panel.predict_all_button.click()
+    qtbot.waitUntil(lambda: not window.prediction.is_running(), timeout=30000)
+    assert scheduler.scheduler.transition_counter > transitions  # the blocks ran on the scheduler's worker
+    labels = np.asarray(zarr.open_group(blocker.args[1], mode="r")["0"])
+    labels = labels.reshape(labels.shape[-2:])
+    assert labels.shape == (1024, 1536) and labels[150, 150] == labels[750, 1350] != labels[500, 500]
+    assert state.name in blocker.args[1]
+
+    window.close()  # saves the project, with the choice
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.open_project(folder)
+    assert again.prediction.dask_address == scheduler.scheduler_address
+    again.close()
+
+
+def test_a_dask_address_that_is_not_one_is_refused_with_what_to_type(window):
+    from unet_studio.gui.big_image.dask_choice import check_dask_address
+
+    assert check_dask_address(" tcp://node12:8786 ") == "tcp://node12:8786"
+    assert check_dask_address("node12:8786") == "tcp://node12:8786"
+    assert check_dask_address("") == "" and check_dask_address("local") == "local"
+    shown = []
+    window.show_error = lambda title, text, *rest: shown.append(text)
+    window.choose_dask_address(get_text=lambda *args: ("http://node 12", True))
+    assert len(shown) == 1 and "not a Dask scheduler address" in shown[0] and "tcp://host:8786" in shown[0]
+    assert window.prediction.dask_address == ""  # unchanged

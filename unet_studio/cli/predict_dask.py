@@ -9,20 +9,15 @@ a stopped or killed run continues where it was when started again, Ctrl-C cancel
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import logging
-import os
 import sys
 from pathlib import Path
 
-from ..core.errors import ConfigError
+from ..core.predict import blockwise_scaler, close_client, open_client
 from .checks import check_int, shown
 from .progress import ProgressBar
 
 PROG = "unet-studio predict"
-NEEDS_DASK = "prediction on Dask needs the dask extra: pip install 'unet-studio[dask]'"
-CONNECT_TIMEOUT_S = 8  # the message must come within 10 s, imports included
 STAGES = {"predict": "predicting blocks", "merge": "joining objects across blocks", "relabel": "numbering objects",
           "measure": "measuring objects", "pyramid": "building pyramids"}
 
@@ -34,67 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or on the scheduler at ADDRESS (tcp://host:8786); outputs are OME-Zarr")
     parser.add_argument("--block-size", type=int, default=2048, metavar="PX",
                         help="side of the blocks predicted by --dask (default 2048; also the output chunks)")
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def local_workers() -> int:
-    """One worker per GPU, else one per two CPU cores."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else max(1, _cores() // 2)
-
-
-async def _probe(address: str, timeout_s: float) -> None:
-    from distributed.comm import connect
-
-    comm = await connect(address, timeout=timeout_s)
-    await comm.close()
-
-
-def open_client(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
-    """A ``distributed.Client`` and the cluster this run started (``None`` for an existing scheduler).
-
-    Raises :class:`ConfigError` within ``timeout_s`` when the scheduler at ``address`` does not answer.
-    """
-    try:
-        import distributed
-    except ImportError:
-        raise ConfigError(NEEDS_DASK) from None
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # --debug shows the cluster's own log
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-    if address == "local":
-        workers = local_workers()
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=logging.ERROR)
-        return distributed.Client(cluster), cluster
-    try:
-        # a probe on an event loop of its own first: a Client that cannot connect leaves its loop thread behind
-        asyncio.run(_probe(address, timeout_s))
-        return distributed.Client(address, timeout=timeout_s), None
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:160]
-        raise ConfigError(f"no Dask scheduler answers at {address} within {timeout_s:g} s ({reason}); check the "
-                          "address, or start one (dask scheduler, or a dask-jobqueue cluster), or leave out "
-                          "ADDRESS to use this machine") from None
-
-
-def _scaler(info, image):
-    """The model's input normalisation with limits from the whole image (a coarse level), not per block."""
-    from ..core.config import DEFAULT_NORMALIZATION
-    from ..core.predict import image_sample, percentile_scaler
-
-    spec = {**DEFAULT_NORMALIZATION, **(info.normalization or {})}
-    if spec.get("method", "percentile") == "none":
-        return None
-    if spec.get("method") != "percentile":
-        raise ConfigError(f"unknown normalisation method {spec.get('method')!r} in the model folder")
-    return percentile_scaler(image_sample(image), float(spec["low"]), float(spec["high"]))
 
 
 def _config(args: argparse.Namespace, predictor, workers: int | None):
@@ -116,7 +50,7 @@ def _run_image(client, config, predictor, model_dir: str, path: Path, name: str,
     image = source.open()
     targets = output_paths(predictor.out, name, predictor.export)
     steps = iter_blockwise(source, model_dir, targets, config, client,
-                           prepare=_scaler(predictor.info, image), pixel_size=image.pixel_size,
+                           prepare=blockwise_scaler(predictor.info, image), pixel_size=image.pixel_size,
                            unit="µm" if image.pixel_size else "", overwrite=overwrite)
     bar, stage = None, None
     try:
@@ -169,14 +103,11 @@ def run(args: argparse.Namespace, predictor, plan: list[tuple[Path, str]]) -> in
         raise
     finally:
         with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+            close_client(client, cluster)
     if failed_blocks:
         print(f"{PROG}: {failed_blocks} block(s) failed", file=sys.stderr)
         return 1
     return 0
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "NEEDS_DASK", "add_arguments", "local_workers", "open_client", "run"]
+__all__ = ["add_arguments", "run"]

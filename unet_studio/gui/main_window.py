@@ -129,6 +129,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(predict, "Predict current &image (all its slices)", lambda: self.prediction.predict("image"))
         self._action(predict, "Predict i&mages...", self.predict_chosen, "Ctrl+Shift+P")
         self._action(predict, "&Cancel prediction", self.prediction.cancel)
+        self._action(predict, "Big Images on &Dask...", self.choose_dask_address)
         self._action(predict, "Accept prediction of this slice", self.accept_prediction, "Ctrl+Return")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Getting started", self.show_getting_started)
@@ -187,14 +188,29 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _store_settings(self) -> None:
         self.session.project.settings.update({"training": self.training_panel.settings().to_settings(),
-                                              "brush_size": self.tools.brush_size, **self.view_state.to_settings()})
+                                              "brush_size": self.tools.brush_size, **self.view_state.to_settings(),
+                                              "big_images": {"dask_scheduler": self.prediction.dask_address}})
 
     def _restore_settings(self) -> None:
         settings = self.session.project.settings
+        self.prediction.dask_address = settings.get("big_images", {}).get("dask_scheduler", "")
         self.training_panel.set_settings(TrainingRequest.from_settings(settings.get("training", {})))
         self.view_state.apply_settings({"contrast_percentiles": DEFAULT_CONTRAST, **settings})
         if "brush_size" in settings:
             self.tools.set_brush_size(int(settings["brush_size"]))
+
+    def choose_dask_address(self, get_text=None) -> None:
+        """Predict > Big Images on Dask...: where "Predict all" runs on big images (kept in the project)."""
+        from .big_image.dask_choice import ask_dask_address, describe_dask_address
+
+        try:
+            address = ask_dask_address(self, self.prediction.dask_address, *([get_text] if get_text else []))
+        except ValueError as exc:
+            self.show_error("Not a scheduler address", str(exc))
+            return
+        if address is not None and address != self.prediction.dask_address:
+            self.prediction.dask_address = address
+            self.show_status(f"Big images will be predicted {describe_dask_address(address)}", 8000)
 
     def _update_title(self, fresh: bool = False) -> None:
         session = self.session

@@ -44,6 +44,9 @@ _LAZY = {
     "predict_blockwise": "blockwise", "work_folder": "blockwise", "image_sample": "blockwise_plan",
     "PercentileScaler": "blockwise_plan", "default_threads": "blockwise_tasks", "model_loads": "blockwise_tasks",
     "percentile_scaler": "blockwise_plan", "ImageRef": "blockwise_plan",
+    "open_client": "dask_client", "close_client": "dask_client", "blockwise_scaler": "dask_client",
+    "local_workers": "dask_client", "NEEDS_DASK": "dask_client", "CONNECT_TIMEOUT_S": "dask_client",
+    "LOCAL_CLUSTER": "dask_client",
 }
 
 
@@ -64,4 +67,6 @@ __all__ = [
     "probabilities_to_labels", "probabilities_to_uint8", "smallest_tile", "table_to_csv", "write_measurements_csv",
     "BlockwiseConfig", "BlockwiseProgress", "ImageRef", "PercentileScaler", "default_threads", "image_sample",
     "iter_blockwise", "model_loads", "percentile_scaler", "predict_blockwise", "work_folder",
+    "open_client", "close_client", "blockwise_scaler", "local_workers", "NEEDS_DASK", "CONNECT_TIMEOUT_S",
+    "LOCAL_CLUSTER",
 ]

@@ -87,6 +87,9 @@ SETTINGS: dict[str, Any] = {
         "prediction_opacity": _number(0.0, 1.0),
         "thresholds": _list_of(_number(0.0, 1.0), MAX_CLASSES),
     },
+    "big_images": {
+        "dask_scheduler": _text,
+    },
     "brush_size": _integer(1, 400),
     "contrast_percentiles": _percentiles,
 }

@@ -1,8 +1,9 @@
 """Predicting a big image from the application: blockwise, as ``unet-studio predict --dask`` does.
 
 A big image's slice never fits the in-memory prediction path, so "Predict all" runs
-:func:`~unet_studio.core.predict.iter_blockwise` on it (in the prediction worker, in this process: the
-same task functions as on a Dask cluster, one block after the other, memory that of one block), writing
+:func:`~unet_studio.core.predict.iter_blockwise` on it (in the prediction worker: in this process, the same
+task functions as on a Dask cluster one block after the other, memory that of one block; or on the Dask
+scheduler chosen in Predict > Big Images on Dask, :mod:`.dask_choice`), writing
 ``predictions/NAME_labels.ome.zarr`` into the project folder (an OME-Zarr with a pyramid that Fiji and
 napari open, and that the application shows over the image). Its progress reaches the progress bar; a
 cancel stops it between blocks, and the next run continues with the blocks not yet done.
@@ -36,32 +37,29 @@ def prediction_path(folder: Path, name: str) -> Path:
     return Path(folder) / PREDICTIONS_DIR / f"{name}_labels.ome.zarr"
 
 
-def _scaler(info, image):
-    from ...core.config import DEFAULT_NORMALIZATION
-    from ...core.predict import image_sample, percentile_scaler
-
-    spec = {**DEFAULT_NORMALIZATION, **(info.normalization or {})}
-    if spec.get("method", "percentile") == "none":
-        return None
-    return percentile_scaler(image_sample(image), float(spec["low"]), float(spec["high"]))
-
-
 def predict_big(model_dir: Path, info, path: Path, target: Path, block_size: int = 2048,
-                client=None) -> Iterator[BigPrediction]:
+                address: str = "") -> Iterator[BigPrediction]:
     """Predict the big image ``path`` block by block into ``target`` (labels), yielding progress.
 
-    ``client`` is a ``distributed.Client`` (None: in this process). Closing the generator stops it; finished
-    blocks are kept in a work folder beside ``target`` and skipped by the next run.
+    ``address``: "" predicts in this process; ``"local"`` on a ``LocalCluster`` of this machine, any other
+    value on the Dask scheduler there (``tcp://host:8786``), whose workers open the image and the model
+    themselves (paths they must see). The client is opened here, in the caller's (worker) thread, and closed
+    at the end. Closing the generator stops it; finished blocks are kept in a work folder beside ``target``
+    and skipped by the next run.
     """
     from ...core.io import open_zarr
-    from ...core.predict import BlockwiseConfig, iter_blockwise
+    from ...core.predict import BlockwiseConfig, ImageRef, blockwise_scaler, close_client, iter_blockwise, open_client
 
     image = open_zarr(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     config = BlockwiseConfig(block_size=block_size)
+    client = cluster = None
     try:
-        with contextlib.closing(iter_blockwise(image, model_dir, {"labels": target}, config, client,
-                                               prepare=_scaler(info, image), pixel_size=image.pixel_size,
+        if address:
+            client, cluster = open_client(address)
+        source = ImageRef(str(path)) if client is not None else image  # workers open it themselves
+        with contextlib.closing(iter_blockwise(source, str(model_dir), {"labels": target}, config, client,
+                                               prepare=blockwise_scaler(info, image), pixel_size=image.pixel_size,
                                                unit="µm" if image.pixel_size else "", overwrite=True)) as steps:
             for step in steps:
                 if step.stage == "done":
@@ -74,3 +72,5 @@ def predict_big(model_dir: Path, info, path: Path, target: Path, block_size: int
                     yield BigPrediction(step.done, step.total)
     finally:
         image.close()
+        with contextlib.suppress(Exception):
+            close_client(client, cluster)

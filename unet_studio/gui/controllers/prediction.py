@@ -99,6 +99,7 @@ class PredictionController(QtCore.QObject):
         self._summary = ""
         self._count = 0
         self.activity = "Prediction"  # what runs (or ran last): names the failure the window shows
+        self.dask_address = ""  # where big images are predicted (gui/big_image/dask_choice.py); "": here
 
     def is_running(self) -> bool:
         return self.worker is not None and self.worker.is_running()
@@ -181,6 +182,7 @@ class PredictionController(QtCore.QObject):
         total = sum(len(slices) for _, _, slices in jobs)
         big = {i: prediction_path(self.session.ensure_folder(), self.session.images[i].name)
                for i, _, _ in jobs if is_big(self.session.images[i].stack)}  # predicted blockwise, into the project
+        address = self.dask_address
 
         def run() -> Iterator:
             from ...core.io import read_image
@@ -190,7 +192,7 @@ class PredictionController(QtCore.QObject):
             base = 0
             for image_index, path, slices in jobs:
                 if image_index in big:
-                    for step in predict_big(model_dir, info, path, big[image_index]):
+                    for step in predict_big(model_dir, info, path, big[image_index], address=address):
                         yield _Step(base + len(slices) * step.done / max(step.total, 1), total)
                         if step.labels is not None or step.failures:
                             yield _BigResult(image_index, step)
