@@ -85,3 +85,16 @@ def restore_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def starting_models(tmp_path, monkeypatch):
+    """A stand-in for the bundled starting models (a tiny "nuclei" model), found through UNET_STUDIO_MODELS."""
+    from model_helpers import write_starting_model
+
+    from unet_studio import resources
+
+    folder = tmp_path / "bundled"
+    write_starting_model(folder)
+    monkeypatch.setenv(resources.MODELS_ENV, str(folder))
+    return folder

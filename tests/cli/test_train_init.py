@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 from fs_helpers import training_folders
-from model_helpers import STAND_IN_NORMALIZATION, write_starting_model
+from model_helpers import STAND_IN_NORMALIZATION
 
 from unet_studio import cli, resources
 from unet_studio.core import presets
@@ -34,13 +34,6 @@ def tiny_preset(monkeypatch):
 
     monkeypatch.setattr(presets, "preset_configs", tiny)
 
-
-@pytest.fixture
-def starting_models(tmp_path, monkeypatch):
-    folder = tmp_path / "bundled"
-    write_starting_model(folder)
-    monkeypatch.setenv(resources.MODELS_ENV, str(folder))
-    return folder
 
 
 def _cli(capsys, *args):

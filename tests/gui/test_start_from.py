@@ -11,19 +11,10 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from gui_helpers import paint_two_classes, tiny_configs
-from model_helpers import write_starting_model
-from unet_studio import resources
 from unet_studio.core.model import load_model
 
 STEPS, LR = 6, 1e-3
 
-
-@pytest.fixture
-def starting_models(tmp_path, monkeypatch):
-    folder = tmp_path / "bundled"
-    write_starting_model(folder)
-    monkeypatch.setenv(resources.MODELS_ENV, str(folder))
-    return folder
 
 
 @pytest.fixture
