@@ -28,6 +28,11 @@ def no_thread_left_behind():
     """Fail any test that leaves a Python thread running (QThreads are checked in tests/gui)."""
     before = set(threading.enumerate())
     yield
+    # zarr keeps one process-wide I/O thread (and loop) from its first use: any test that touches a zarr
+    # store, even through a bad-input path, stops it here (the next use starts it again; tests/zarr_helpers.py)
+    sync = sys.modules.get("zarr.core.sync")
+    if sync is not None:
+        sync.cleanup_resources()
     deadline = 5.0
     leftover = []
     for thread in set(threading.enumerate()) - before:

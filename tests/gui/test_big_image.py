@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
@@ -319,3 +320,23 @@ def test_a_dask_address_that_is_not_one_is_refused_with_what_to_type(window):
     window.choose_dask_address(get_text=lambda *args: ("http://node 12", True))
     assert len(shown) == 1 and "not a Dask scheduler address" in shown[0] and "tcp://host:8786" in shown[0]
     assert window.prediction.dask_address == ""  # unchanged
+
+
+def test_export_and_label_import_on_a_big_image_say_what_to_do_instead(window, qtbot, big_zarr, tmp_path):
+    from gui_helpers import threshold_model
+
+    assert window.open_project(tmp_path / "project")
+    state = open_big(window, big_zarr)
+    threshold_model(window)
+    shown = []
+    window.show_error = lambda title, text, *rest: shown.append((title, text))
+    labels = tmp_path / "labels.tif"
+    tifffile.imwrite(labels, np.zeros((SIDE, SIDE), np.uint8))
+    reads = len(state.stack.pyramid.reads)
+    window.actions.export(tmp_path / "out")
+    window.actions.import_labels(labels)
+    assert [title for title, _ in shown] == ["Cannot export", "Cannot import labels"]
+    assert "Predict all" in shown[0][1] and f"predictions/{state.name}_labels.ome.zarr" in shown[0][1]
+    assert "big image" in shown[1][1] and "paint" in shown[1][1]
+    assert not window.prediction.is_running() and not (tmp_path / "out").exists()
+    assert all(level > 0 or h * w < SIDE * SIDE for level, h, w in state.stack.pyramid.reads[reads:])

@@ -99,6 +99,10 @@ def read_label_import(session: Session, path: str | Path) -> LabelImport:
     state = session.current
     if state is None:
         raise UNetStudioError("open an image first, then import its labels")
+    if getattr(state.stack, "is_big", False):  # a whole label plane of a big image would not fit in memory
+        raise UNetStudioError(f"{state.name} is a big image (shown from its pyramid): importing a label image into "
+                              "it is not supported yet; paint its labels, or train on the labels with "
+                              "'unet-studio train' on crops of the image")
     path = Path(path)
     data = read_labels(path)
     planes = label_planes(data, state.labels.shape, session.current_slice, str(path), state.name)

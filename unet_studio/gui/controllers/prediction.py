@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from ...core.errors import ImageWriteError, ModelFileError
+from ...core.errors import ImageWriteError, ModelFileError, UNetStudioError
 from ...core.io import check_writable, describe_write_error
 from ..big_image.predict import BigPrediction, predict_big, prediction_path
 from ..big_image.source import is_big
@@ -231,6 +231,11 @@ class PredictionController(QtCore.QObject):
         jobs, calibration = [], {}
         for image_index, slices in self.targets("all" if scope == "all" else "image"):
             state = session.images[image_index]
+            if is_big(state.stack):  # the export path reads whole slices: a big image's never fits in memory
+                raise UNetStudioError(
+                    f"{state.name} is a big image: Export does not write big images yet; use Predict all (its labels "
+                    f"go to predictions/{state.name}_labels.ome.zarr in the project folder) or 'unet-studio predict "
+                    "--dask' for labels, probabilities, objects and measurements")
             calibration[state.name] = {"pixel_size": state.entry.pixel_size, "unit": state.entry.unit}
             jobs.append((state.name, state.entry.path, len(slices),
                          state.labels.data.copy() if "annotations" in what else None))
