@@ -91,6 +91,7 @@ def _train_rank(rank: int, address: str, out: str, configs: dict[int, TrainConfi
     """One rank of the run (spawned): train on its share of each step's patches; rank 0 saves to ``out``."""
     ranks = Ranks(rank=rank, world_size=WORLD, local_rank=rank, backend="gloo")
     start_process_group(ranks, address, timeout=TIMEOUT)
+    finished = False
     try:
         images, labels = _steps()
         mine = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
@@ -99,8 +100,9 @@ def _train_rank(rank: int, address: str, out: str, configs: dict[int, TrainConfi
                     sampler=sampler)
         last = list(run)[-1]
         steps_seen.put((rank, last.step, str(last.model_dir)))
+        finished = True
     finally:
-        end_process_group()
+        end_process_group(wait_for_others=finished)
 
 
 def _spawn(out, configs) -> dict[int, tuple[int, str]]:

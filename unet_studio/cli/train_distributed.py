@@ -182,16 +182,19 @@ def _train_as_rank(args: argparse.Namespace, ranks, run_rank: RankRunner, addres
     hears of an error while this rank is still in the group."""
     from ..core.train import end_process_group, start_process_group
 
+    finished = False
     try:
         gpu = start_process_group(ranks, address=address)
         with _quiet_unless_main(ranks):
-            return run_rank(_rank_args(args, ranks, gpu), ranks)
+            code = run_rank(_rank_args(args, ranks, gpu), ranks)
+        finished = True
+        return code
     except BaseException as exc:
         if on_error is not None:
             on_error(exc)
         raise
     finally:
-        end_process_group()
+        end_process_group(wait_for_others=finished)
 
 
 def _rank_args(args: argparse.Namespace, ranks, gpu) -> argparse.Namespace:

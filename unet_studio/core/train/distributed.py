@@ -206,9 +206,22 @@ def start_process_group(ranks: Ranks, address: str | None = None,
     return device
 
 
-def end_process_group() -> None:
-    """Leave the process group (nothing when none was started)."""
+def end_process_group(wait_for_others: bool = True) -> None:
+    """Leave the process group (nothing when none was started), after the other ranks reach here too.
+
+    ``wait_for_others=False`` after an error on this rank: the others may be inside a collective that this
+    rank will never join, and a barrier would pair with it; leave at once (they fail on the lost peer).
+
+    Without the barrier a rank that ends first can tear down gloo's connections (or rank 0 the rendezvous
+    store) while another is still leaving, which aborts that one ("terminate called without an active
+    exception", seen once in 3 CI runs). When a peer has died the barrier fails at once; leave anyway.
+    """
     if dist.is_available() and dist.is_initialized():
+        try:
+            if wait_for_others:
+                dist.barrier()
+        except Exception as exc:  # noqa: BLE001 - a peer that died: nothing to wait for
+            log.debug("leaving the process group without the others: %s", exc)
         dist.destroy_process_group()
 
 
