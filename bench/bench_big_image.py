@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import BenchResult, Row, ratio
+from bench.bench_gui import pump
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 log = logging.getLogger(__name__)
@@ -88,15 +89,6 @@ def _wheel(window, notches: int) -> None:
     QtWidgets.QApplication.sendEvent(viewport, event)
 
 
-def _pump(app, seconds: float, until=None) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        if until is not None and until():
-            return
-        time.sleep(0.001)
-
-
 def _settled(window) -> bool:
     big = window.canvas.big
     return big is None or big.settled
@@ -107,14 +99,14 @@ def script(app, window, step_s: float = 0.12) -> None:
     viewbox = window.canvas.viewbox
     for _ in range(12):
         _wheel(window, 1)
-        _pump(app, step_s)
+        pump(app, step_s)
     for dx, dy in [(1, 0)] * 8 + [(0, 1)] * 8:
         (x0, x1), (y0, y1) = viewbox.viewRange()
         viewbox.translateBy(x=dx * (x1 - x0) / 3, y=dy * (y1 - y0) / 3)
-        _pump(app, step_s)
+        pump(app, step_s)
     for _ in range(12):
         _wheel(window, -1)
-        _pump(app, step_s)
+        pump(app, step_s)
 
 
 def _window(app, big_slice_bytes: int | None):
@@ -123,7 +115,7 @@ def _window(app, big_slice_bytes: int | None):
     window = MainWindow()
     window.resize(1400, 880)
     window.show()
-    _pump(app, 0.5)
+    pump(app, 0.5)
     if big_slice_bytes is not None:
         window.session.files.big_slice_bytes = big_slice_bytes
     return window
@@ -135,7 +127,7 @@ def paint_and_restart(app, window, project: Path, big_slice_bytes: int | None) -
     height, width = canvas.shape
     cy, cx = height // 2, width // 2
     canvas.viewbox.setRange(xRange=(cx - 400, cx + 400), yRange=(cy - 250, cy + 250), padding=0)
-    _pump(app, 10.0, lambda: _settled(window))
+    pump(app, 10.0, lambda: _settled(window))
     times, value = [], session.active_class + 1
     session.editing.begin_stroke()
     previous = (cy, cx - 300)
@@ -151,15 +143,15 @@ def paint_and_restart(app, window, project: Path, big_slice_bytes: int | None) -
     painted = int(session.current.labels.data[0, py, px])
     window.session.save_now()
     window.close()
-    _pump(app, 0.2)
+    pump(app, 0.2)
     again = _window(app, big_slice_bytes)
     start = time.perf_counter()
     again.open_project(project)
-    _pump(app, 30.0, lambda: _settled(again))
+    pump(app, 30.0, lambda: _settled(again))
     reopened = time.perf_counter() - start
     kept = int(again.session.current.labels.data[0, py, px]) == painted != 0
     again.close()
-    _pump(app, 0.2)
+    pump(app, 0.2)
     return {"paint_dab_ms": float(np.median(times)), "paint_dab_max_ms": float(max(times)),
             "reopen_s": reopened, "painting_survives_restart": bool(kept)}
 
@@ -174,14 +166,14 @@ def measure(app, path: Path, big_slice_bytes: int | None, project: Path) -> dict
     start = time.perf_counter()
     window.open_image(path)
     opened = time.perf_counter() - start
-    _pump(app, 30.0, lambda: _settled(window))
+    pump(app, 30.0, lambda: _settled(window))
     shown = time.perf_counter() - start
     recorder = TickRecorder()
     watcher = StallWatcher(recorder, threshold_ms=60.0)
     recorder.start()
     watcher.start()
     script(app, window)
-    _pump(app, 0.3)
+    pump(app, 0.3)
     recorder.stop()
     watcher.stop()
     gaps = recorder.gaps_ms()

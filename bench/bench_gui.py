@@ -269,7 +269,8 @@ def _scribbled_window(config_dir: Path):
     return window
 
 
-def _pump(app, seconds: float, until=None) -> None:
+def pump(app, seconds: float, until=None) -> None:
+    """Run the event loop for ``seconds`` (or until ``until()`` is true), as a person's session would."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         app.processEvents()
@@ -351,7 +352,7 @@ def measure_training_stall(app, window, seconds: float) -> dict:
     watcher.stop()
     steps = progress[-1].step if progress else 0
     controller.stop()
-    _pump(app, 30, until=lambda: not controller.is_running())
+    pump(app, 30, until=lambda: not controller.is_running())
     times = np.asarray(recorder.times)
     gaps = np.diff(times) * 1e3
     first_t = first[0] if first else None
@@ -420,11 +421,11 @@ def run_stall(quick: bool = False) -> BenchResult:
         # As `unet-studio` does one second after its window appears: import and exercise PyTorch in a
         # background thread, so that pressing Train does not pay for the imports on the GIL.
         window.preload_compute_modules(0)
-        _pump(app, 120.0, until=lambda: window.warm_up.thread is not None and not window.warm_up.thread.is_alive())
-        _pump(app, 0.5)
+        pump(app, 120.0, until=lambda: window.warm_up.thread is not None and not window.warm_up.thread.is_alive())
+        pump(app, 0.5)
         idle = TickRecorder()
         idle.start()
-        _pump(app, 2.0)
+        pump(app, 2.0)
         idle.stop()
         ours = measure_training_stall(app, window, seconds)
         # A second press of Train in the same session: PyTorch and the core are imported already.
@@ -432,7 +433,7 @@ def run_stall(quick: bool = False) -> BenchResult:
         window.session.discard_untitled()
         window.close()
         window.deleteLater()
-        _pump(app, 0.5)
+        pump(app, 0.5)
     peer = measure_gui_thread_training(app, 8.0 if quick else 20.0)
     gaps, steady, peer_gaps, idle_gaps = ours["gaps"], ours["steady_gaps"], peer["gaps"], idle.gaps_ms()
 

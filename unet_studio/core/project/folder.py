@@ -321,17 +321,23 @@ def save_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
     write_labels(path, data)
 
 
-def save_accepted(path: str | os.PathLike, flags: np.ndarray | None) -> None:
-    """Write the accepted-prediction flags (S, Y, X) of one image atomically as 0/1, or remove the file when
-    no pixel is flagged (so that a project without accepted predictions has no such files)."""
+def save_or_remove(path: str | os.PathLike, data: np.ndarray | None) -> None:
+    """Write ``data`` (S, Y, X) atomically as :func:`save_labels` does, or remove the file when it holds no
+    nonzero pixel (so that a project without such data has no such files)."""
     path = Path(path)
-    if flags is None or not flags.any():
+    if data is None or not data.any():
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise ProjectError(f"cannot remove {path}: {exc.strerror or exc}") from None
         return
-    save_labels(path, np.asarray(flags, dtype=np.uint8))
+    save_labels(path, data)
+
+
+def save_accepted(path: str | os.PathLike, flags: np.ndarray | None) -> None:
+    """Write the accepted-prediction flags (S, Y, X) of one image atomically as 0/1, or remove the file when
+    no pixel is flagged."""
+    save_or_remove(path, None if flags is None else np.asarray(flags, dtype=np.uint8))
 
 
 def load_accepted(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray | None:

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import instances_dtype
-from .folder import save_labels
-from .layout import ProjectError
+from .folder import save_or_remove
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +24,7 @@ __all__ = ["load_instances", "save_instances"]
 def save_instances(path: str | os.PathLike, instances: np.ndarray | None) -> None:
     """Write the imported instance images (S, Y, X) of one image atomically, or remove the file when there are
     none (a project without instance imports has no such files)."""
-    path = Path(path)
-    if instances is None or not instances.any():
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise ProjectError(f"cannot remove {path}: {exc.strerror or exc}") from None
-        return
-    save_labels(path, instances)
+    save_or_remove(path, instances)
 
 
 def load_instances(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray | None:
