@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -247,14 +248,14 @@ def unet_studio(*args: str) -> tuple[float, str]:
 
 
 def train_ours(training: Training, work: Path, run_dir: Path, seconds: float, seed: int,
-               instance_mode: str = "distance") -> tuple[Path, float]:
+               instance_mode: str = "distance", train_args: tuple[str, ...] = ()) -> tuple[Path, float]:
     folder = work / "data" / training.key
     extra = {"dense": (), "scribbles": ("--unlabelled", str(UNLABELLED)),
              "instances": ("--instances", "--instance-mode", instance_mode)}
     model = run_dir / "model"
     elapsed, _ = unet_studio("train", "--images", str(folder / "images"), "--labels", str(folder / "labels"),
                              "--out", str(model), "--preset", "fast", "--time-limit", f"{seconds:g}",
-                             "--seed", str(seed), "--device", "cpu", *extra[training.mode])
+                             "--seed", str(seed), "--device", "cpu", *extra[training.mode], *train_args)
     return model, elapsed
 
 
@@ -296,15 +297,17 @@ def steps_of(model: Path):
     return info.get("steps") or (info.get("extra") or {}).get("steps")
 
 
-def run_ours(tests, data, work, seconds, seed, records, errors, instance_mode: str = "distance") -> None:
+def run_ours(tests, data, work, seconds, seed, records, errors, instance_mode: str = "distance",
+             train_args: tuple[str, ...] = ()) -> None:
     """Train each training set once, predict its test sets; append one record per test set.
 
-    ``instance_mode``: how instance labels are trained and split (``train --instance-mode``).
+    ``instance_mode``: how instance labels are trained and split (``train --instance-mode``);
+    ``train_args``: more ``unet-studio train`` options (a recipe variant, chosen on validation splits).
     """
     for training in trainings_of(tests):
         run_dir = Path(tempfile.mkdtemp(prefix=f"{training.key}-{seconds:g}s-seed{seed}-", dir=work))
         try:
-            model, train_s = train_ours(training, work, run_dir, seconds, seed, instance_mode)
+            model, train_s = train_ours(training, work, run_dir, seconds, seed, instance_mode, train_args)
             for i, test in enumerate(t for t in tests if t.training == training):
                 labels, objects, predict_s = predict_ours(test, model, work, run_dir / f"predicted-{i}")
                 records.append({"dataset": test.dataset, "split": test.split, "method": "unet", "seed": seed,
@@ -371,7 +374,7 @@ def estimate_seconds(n_trainings: int, seconds, seeds) -> float:
 
 
 def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode: str = "distance",
-            forest: bool = True, split: str = "test") -> dict:
+            forest: bool = True, split: str = "test", train_args: tuple[str, ...] = ()) -> dict:
     """Run everything; return the report (settings, records, headline keys, errors).
 
     ``instance_mode``: ``train --instance-mode`` for the nuclei (three_class or distance); ``forest`` False
@@ -387,6 +390,7 @@ def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode
     work.mkdir(parents=True, exist_ok=True)
     report = {"date": utc_now(), "loadavg_start": loadavg(), "only": list(only), "folds": list(folds),
               "seconds": list(seconds), "seeds": list(seeds), "instance_mode": instance_mode, "split": split,
+              "train_args": list(train_args),
               "records": [], "errors": [],
               "estimate_s": estimate_seconds(len(trainings_of(tests)), seconds, seeds)}
     log(f"generalization: {len(trainings_of(tests))} training set(s) x {len(seeds)} seed(s) x {len(seconds)} "
@@ -398,7 +402,8 @@ def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode
             run_forest(tests, data, seeds, report["records"])
         for limit in seconds:
             for seed in seeds:
-                run_ours(tests, data, work, limit, seed, report["records"], report["errors"], instance_mode)
+                run_ours(tests, data, work, limit, seed, report["records"], report["errors"], instance_mode,
+                         train_args)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -439,6 +444,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "each training split (for choosing a recipe; the test split is not read)")
     parser.add_argument("--no-forest", action="store_true",
                         help="skip the random forest (e.g. for a second run with the other --instance-mode)")
+    parser.add_argument("--train-args", default="", metavar="ARGS",
+                        help="more unet-studio train options for every training, e.g. '--unlabelled-loss pseudo' "
+                        "(a recipe variant: compare variants with --split validation)")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="keep the models and predictions here (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
@@ -457,14 +465,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         report = measure(args.only, args.folds, args.seconds, args.seeds, args.work, args.instance_mode,
-                         not args.no_forest, args.split)
+                         not args.no_forest, args.split, tuple(shlex.split(args.train_args)))
     except FileNotFoundError as exc:
         print(f"generalization: {exc}", file=sys.stderr)
         return 2
     print(f"\nGeneralisation, {report['split']} splits only ({report['date']}; load average "
           f"{report['loadavg_start']} at the "
           f"start, {report['loadavg_end']} at the end; {report['duration_s'] / 60:.1f} min; nuclei trained with "
-          f"--instance-mode {report['instance_mode']})")
+          f"--instance-mode {report['instance_mode']}"
+          + (f"; train options: {' '.join(report['train_args'])}" if report["train_args"] else "") + ")")
     print("\n".join(table(report)))
     if args.json:
         args.json.write_text(json.dumps({**report["headline"], "report": report}, indent=1, default=str))

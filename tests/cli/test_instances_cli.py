@@ -69,6 +69,8 @@ def test_train_instances_writes_a_three_class_instance_model(tmp_path, capsys, t
     assert meta["extra"]["instance_output"]["mode"] == "three_class"
     assert meta["extra"]["instance_output"]["channels"] == {"background": 0, "interior": 1, "boundary": 2}
     assert meta["train_config"]["instance_output"] == "three_class"
+    # trained as the application trains objects (core.presets.for_instances)
+    assert meta["train_config"]["use_border_weights"] and meta["train_config"]["loss"] == "dice_ce"
 
 
 def test_train_instances_by_default_keeps_two_classes(tmp_path, capsys, tiny_preset, instance_folders):

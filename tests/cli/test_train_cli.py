@@ -143,3 +143,24 @@ def test_ctrl_c_saves_the_best_model_and_exits_130(tmp_path, capsys, monkeypatch
     assert "interrupted" in err and "Traceback" not in err
     model, info = load_model(tmp_path / "m")
     assert info.extra["stop_reason"] == "stopped" and info.history[0]["step"] == 4
+
+
+def test_unlabelled_loss_and_other_settings_reach_the_run(tmp_path, capsys, tiny_preset):
+    images, labels = _folders(tmp_path)
+    code, out, err = _train(capsys, "--images", images, "--labels", labels, "--out", tmp_path / "m",
+                            "--unlabelled-loss", "consistency", "--unlabelled-weight", 0.25,
+                            "--set", "scale_range=[0.6, 1.6]", "--set", "learning-rate=0.002")
+    assert code == 0, err
+    config = load_model(tmp_path / "m")[1].train_config
+    assert config["unlabelled_loss"] == "consistency" and config["unlabelled_weight"] == 0.25
+    assert config["scale_range"] == [0.6, 1.6] and config["learning_rate"] == 0.002
+
+
+@pytest.mark.parametrize("setting, words", [("bogus=1", "training settings"), ("scale_range=[2, 1]", "scale_range"),
+                                            ("unlabelled_loss=teacher", "unlabelled_loss"), ("seed", "NAME=VALUE")])
+def test_a_bad_setting_is_one_line(tmp_path, capsys, tiny_preset, setting, words):
+    images, labels = _folders(tmp_path)
+    code, _, err = _train(capsys, "--images", images, "--labels", labels, "--out", tmp_path / "m", "--set", setting)
+    assert code != 0
+    assert words in _one_line_error(err)
+    assert not (tmp_path / "m").exists()

@@ -47,6 +47,7 @@ def capture_training(window, qtbot) -> object:
     with qtbot.waitSignal(window.training.finished, timeout=20000):
         window.training_panel.train_button.click()
     assert seen["config"].use_border_weights  # the paper's border weights, as `unet-studio train --instances`
+    assert seen["config"].loss == "dice_ce"  # and its loss (core.presets.for_instances)
     return seen["dataset"]
 
 

@@ -33,6 +33,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from ..core.predict import INSTANCE_MODES  # noqa: E402
+from ..core.config import UNLABELLED_LOSSES  # noqa: E402
 from ..core.presets import PRESETS  # noqa: E402
 from ..core.progress import format_duration  # noqa: E402
 from .progress import ProgressBar  # noqa: E402
@@ -52,6 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unlabelled", type=int, metavar="VALUE",
                         help="label value meaning 'not annotated' (sparse labels; the application uses 0). "
                         "Default: dense labels, every value is a class")
+    parser.add_argument("--unlabelled-loss", choices=UNLABELLED_LOSSES, metavar="MODE",
+                        help="what sparse labels' unlabelled pixels teach: off, pseudo (the network's confident "
+                             "predictions there become targets) or consistency (confident predictions must hold "
+                             "under a second intensity perturbation; about 1.5 times the time per step). "
+                             "Default: the preset's")
+    parser.add_argument("--unlabelled-weight", type=float, metavar="W",
+                        help="weight of that loss against the labelled pixels' (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                        help="any other training setting (a field of TrainConfig, e.g. scale_range=[0.6,1.6] or "
+                             "learning_rate=0.001; JSON values); repeatable, applied last")
     parser.add_argument("--instances", action="store_true",
                         help="the labels are instance images (0 background, 1..N objects): train "
                         "background / object interior / object boundary, with border weights between touching "
@@ -157,7 +168,7 @@ def run(args: argparse.Namespace, ranks=None) -> int:
 
 def _configs(args: argparse.Namespace, dataset):
     """The preset's model and training configurations, with the options given on the command line."""
-    from ..core.presets import preset_configs
+    from ..core.presets import for_instances, preset_configs
 
     model_config, train_config = preset_configs(args.preset, dataset.in_channels, dataset.n_classes)
     changes = {"seed": args.seed, "device": args.device, "num_threads": args.threads}
@@ -167,10 +178,39 @@ def _configs(args: argparse.Namespace, dataset):
         changes["time_limit_s"] = args.time_limit
     if args.val_fraction is not None:
         changes["val_fraction"] = args.val_fraction
+    if args.unlabelled_loss is not None:
+        changes["unlabelled_loss"] = args.unlabelled_loss
+    if args.unlabelled_weight is not None:
+        changes["unlabelled_weight"] = args.unlabelled_weight
     if args.instances:
-        changes["use_border_weights"] = True
+        train_config = for_instances(train_config)
         changes["instance_output"] = "three_class" if _instance_mode(args) == "three_class" else ""
+    changes.update(_settings(args.settings))
     return model_config, train_config.replace(**changes)
+
+
+def _settings(pairs: list[str]) -> dict:
+    """``--set NAME=VALUE`` options as TrainConfig changes (values read as JSON, else as text)."""
+    import dataclasses
+    import json
+
+    from ..core.config import TrainConfig
+    from ..core.errors import ConfigError
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    changes = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE with NAME one of the training settings: "
+                              + ", ".join(sorted(fields)))
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        changes[name] = tuple(value) if isinstance(value, list) else value
+    return changes
 
 
 def _instance_mode(args: argparse.Namespace) -> str:

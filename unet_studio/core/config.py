@@ -147,6 +147,9 @@ class ModelConfig(ConfigDict):
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
+UNLABELLED_LOSSES = ("off", "pseudo", "consistency")
+
+
 @dataclass(frozen=True)
 class TrainConfig(ConfigDict):
     """How to train. Owned by :mod:`unet_studio.core.train.loop`; see its docs for each field."""
@@ -165,6 +168,14 @@ class TrainConfig(ConfigDict):
     seed: int = 0
     device: str = "auto"
     loss: str = "ce"  # "ce" or "dice_ce"
+    # The pixels sparse labels leave unlabelled (see core/train/unlabelled.py): "off"; "pseudo": the network's
+    # own confident predictions there are targets; "consistency": confident predictions on one view are the
+    # targets of a second, differently perturbed view. Weight of that loss, confidence threshold, and the
+    # share of the run after which it starts.
+    unlabelled_loss: str = "off"
+    unlabelled_weight: float = 0.5
+    unlabelled_threshold: float = 0.9
+    unlabelled_from: float = 0.25
     class_balance: bool = True
     class_balance_power: float = 0.5  # 1: inverse class frequency (the paper's w_c), 0.5: softer
     border_weight_w0: float = 10.0
@@ -177,6 +188,7 @@ class TrainConfig(ConfigDict):
     augment: bool = True
     intensity_augment: bool = True  # brightness, contrast, gamma, noise (geometric ones follow `augment`)
     elastic_sigma: float = 10.0
+    scale_range: tuple[float, float] = (0.85, 1.2)  # random zoom of the patches (log-uniform; >1 shrinks objects)
     elastic_grid: int = 3
     # Flips and 90-degree rotations during this fraction of the run (1: all of it); see core/train/loop.py.
     orientation_until: float = 1.0
@@ -197,7 +209,8 @@ class TrainConfig(ConfigDict):
 
     def __post_init__(self) -> None:
         for name in ("time_limit_s", "learning_rate", "weight_decay", "class_balance_power", "border_weight_w0",
-                     "border_weight_sigma", "labelled_bias", "elastic_sigma", "dense_fraction", "score_tie"):
+                     "border_weight_sigma", "labelled_bias", "elastic_sigma", "dense_fraction", "score_tie",
+                     "unlabelled_weight", "unlabelled_threshold", "unlabelled_from"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, real_number(name, value))
@@ -218,6 +231,19 @@ class TrainConfig(ConfigDict):
             raise ConfigError("epochs, steps_per_epoch, eval_every and patience must be at least 1")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ConfigError(f"time_limit_s must be positive, got {self.time_limit_s}")
+        if not isinstance(self.scale_range, (tuple, list)) or len(self.scale_range) != 2:
+            raise ConfigError(f"scale_range must be two numbers (low, high), got {self.scale_range!r}")
+        low, high = (real_number("scale_range", v) for v in self.scale_range)
+        if not 0.1 <= low <= high <= 10.0:
+            raise ConfigError(f"scale_range must be two numbers with 0.1 <= low <= high <= 10, got {low}, {high}")
+        object.__setattr__(self, "scale_range", (low, high))
+        if self.unlabelled_loss not in UNLABELLED_LOSSES:
+            raise ConfigError(f"unlabelled_loss must be one of {', '.join(UNLABELLED_LOSSES)}, got "
+                              f"{self.unlabelled_loss!r}")
+        if not (0.0 <= self.unlabelled_weight and 0.0 < self.unlabelled_threshold < 1.0
+                and 0.0 <= self.unlabelled_from <= 1.0):
+            raise ConfigError("unlabelled_weight must be at least 0, unlabelled_threshold in (0, 1) and "
+                              "unlabelled_from in [0, 1]")
         if self.loss not in ("ce", "dice_ce"):
             raise ConfigError(f"loss must be 'ce' or 'dice_ce', got {self.loss!r}")
         if self.instance_output not in ("", "three_class"):

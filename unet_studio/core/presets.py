@@ -19,7 +19,8 @@ def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple
         train = TrainConfig(preset="fast", patch_size=128, batch_size=8, epochs=40, steps_per_epoch=50,
                             learning_rate=3e-3, weight_decay=1e-4, loss="ce", class_balance_power=0.5,
                             eval_every=50, patience=20, preview_every=25, val_fraction=0.1, elastic_sigma=3.0,
-                            orientation_until=0.75)
+                            orientation_until=0.75, unlabelled_loss="pseudo", unlabelled_weight=1.0,
+                            unlabelled_from=0.1)
         return model, train
     if name == "classic":
         model = ModelConfig(in_channels=in_channels, n_classes=n_classes, base_channels=64, depth=5,
@@ -29,3 +30,10 @@ def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple
                             preview_every=100, warmup_steps=100)
         return model, train
     raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+
+
+def for_instances(train_config: TrainConfig) -> TrainConfig:
+    """How a preset trains on objects (``train --instances``, objects painted in the application): the paper's
+    border weights between touching objects, and Dice + cross-entropy (chosen on validation images of the
+    nuclei, see ``docs/MEASUREMENTS.md``)."""
+    return train_config.replace(use_border_weights=True, loss="dice_ce")

@@ -14,6 +14,7 @@ from .controllers.project_actions import ProjectActions
 from .controllers.training import TrainingController
 from .controllers.training_request import TrainingRequest
 from .controllers.warmup import WarmUp
+from .gui_gc import collect_on_gui_thread, window_closed
 from .panels.classes_panel import ClassesPanel
 from .panels.display_panel import DisplayPanel
 from .panels.docks import add_docks
@@ -65,6 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.prediction = PredictionController(self.session, self)
         self.actions = ProjectActions(self.session, self.training, self.prediction, self.view_state, self, self)
         self.warm_up = WarmUp(self)
+        collect_on_gui_thread(self)  # never in a worker: a cycle holding a Qt object must die on this thread
         self.cursor_label = QtWidgets.QLabel()
         self.objects_label = QtWidgets.QLabel()  # "N objects" while the prediction shows objects
         self.getting_started: GettingStartedDialog | None = None
@@ -362,4 +364,5 @@ class MainWindow(QtWidgets.QMainWindow):
         for box in list(self._boxes):
             box.close()
         event.accept()
+        window_closed(self)
 

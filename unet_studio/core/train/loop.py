@@ -57,6 +57,7 @@ from .setup import (
     place_model,
     resume_moments,
 )
+from .unlabelled import confident_targets, pseudo_label_loss, second_view
 from .validation import calibrate_thresholds
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class _Trainer:
         self.upright, self.saved, self.diverged = False, False, False
         self.stop_reason: str | None = None
         self.lr = learning_rate(self.config, 0.0, 0)
+        self.progress = 0.0
         self.last_loss, self.loss_count = float("nan"), 0
         self.next_preview = self.config.preview_every
         self.start = time.perf_counter()
@@ -186,6 +188,7 @@ class _Trainer:
         if self.config.time_limit_s:
             progress = max(progress, elapsed / self.config.time_limit_s)
         self.lr = learning_rate(self.config, progress, self.step)
+        self.progress = progress
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         if not self.upright and self.params is not None and progress >= self.config.orientation_until:
@@ -199,15 +202,43 @@ class _Trainer:
         params = self.upright_params if self.upright else self.params
         images, labels, weights = self.data.batch(self.batch.size, self.patch, self.out_patch, params,
                                                   self.generator)
-        with self.autocast():
-            logits = self.net(images)
-        loss = segmentation_loss(logits.float(), labels, self.config.loss, self.data.class_weights, weights)
+        # Full masks leave nothing unlabelled: their batches train exactly as without (at no extra cost).
+        if self._learning_from_unlabelled() and bool((labels == 0).any()):
+            loss = self._loss_with_unlabelled(images, labels, weights, params)
+        else:
+            with self.autocast():
+                logits = self.net(images)
+            loss = segmentation_loss(logits.float(), labels, self.config.loss, self.data.class_weights, weights)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
         return loss
+
+    def _learning_from_unlabelled(self) -> bool:
+        config = self.config
+        return (config.unlabelled_loss != "off" and config.unlabelled_weight > 0
+                and self.progress >= config.unlabelled_from)
+
+    def _loss_with_unlabelled(self, images, labels, weights, params) -> torch.Tensor:
+        """The labelled loss plus the unlabelled pixels' (see :mod:`.unlabelled`)."""
+        config = self.config
+        if config.unlabelled_loss == "consistency":
+            # Both views in one forward pass (one pass is also what DDP expects before a backward).
+            view = second_view(images, params, self.generator, self.channels_last)
+            with self.autocast():
+                both = self.net(torch.cat([images, view]))
+            logits, logits_view = both.chunk(2)
+            targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
+            two = torch.cat([labels, labels]), None if weights is None else torch.cat([weights, weights])
+            loss = segmentation_loss(both.float(), two[0], config.loss, self.data.class_weights, two[1])
+            return loss + config.unlabelled_weight * pseudo_label_loss(logits_view, targets, mask)
+        with self.autocast():
+            logits = self.net(images)
+        loss = segmentation_loss(logits.float(), labels, config.loss, self.data.class_weights, weights)
+        targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
+        return loss + config.unlabelled_weight * pseudo_label_loss(logits, targets, mask)
 
     def _step(self) -> bool:
         """One training step; False when it did not count (out of memory: the batch was halved).

@@ -29,7 +29,7 @@ def augment_params(config: TrainConfig) -> aug.AugmentParams | None:
     if not config.augment:
         return None
     return aug.AugmentParams(elastic_sigma=config.elastic_sigma, elastic_grid=config.elastic_grid,
-                             p_intensity=0.8 if config.intensity_augment else 0.0)
+                             scale=tuple(config.scale_range), p_intensity=0.8 if config.intensity_augment else 0.0)
 
 
 def admissible_patch(size: int, model_config: ModelConfig) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from ...core.errors import DataError
+from ...core.presets import for_instances
 from ..big_image.source import is_big
 from ..big_image.training import PaintedCrop, painted_crops
 from ..session import Session
@@ -131,8 +132,8 @@ class _TrainingJob:
         n_classes = self.n_classes
         model_config, train_config = self.request.configs(dataset.in_channels, n_classes)
         train_config = train_config.replace(num_threads=gui_compute_threads())
-        if self.objects is not None:  # objects trained as `train --instances` trains them: the paper's border weights
-            train_config = train_config.replace(use_border_weights=True)
+        if self.objects is not None:  # objects trained as `train --instances` trains them
+            train_config = for_instances(train_config)
         if self.config_hook is not None:
             model_config, train_config = self.config_hook(model_config, train_config)
         run = (self.trainer or train)(dataset, model_config, train_config, out_dir=self.out_dir,
