@@ -202,13 +202,18 @@ class _Trainer:
         params = self.upright_params if self.upright else self.params
         images, labels, weights = self.data.batch(self.batch.size, self.patch, self.out_patch, params,
                                                   self.generator)
+        config = self.config
         # Full masks leave nothing unlabelled: their batches train exactly as without (at no extra cost).
-        if self._learning_from_unlabelled() and bool((labels == 0).any()):
-            loss = self._loss_with_unlabelled(images, labels, weights, params)
+        unlabelled = self._learning_from_unlabelled() and bool((labels == 0).any())
+        if unlabelled and config.unlabelled_loss == "consistency":
+            loss = self._consistency_loss(images, labels, weights, params)
         else:
             with self.autocast():
                 logits = self.net(images)
-            loss = segmentation_loss(logits.float(), labels, self.config.loss, self.data.class_weights, weights)
+            loss = segmentation_loss(logits.float(), labels, config.loss, self.data.class_weights, weights)
+            if unlabelled:  # pseudo-labels: this pass's confident predictions (see :mod:`.unlabelled`)
+                targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
+                loss = loss + config.unlabelled_weight * pseudo_label_loss(logits, targets, mask)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -221,24 +226,19 @@ class _Trainer:
         return (config.unlabelled_loss != "off" and config.unlabelled_weight > 0
                 and self.progress >= config.unlabelled_from)
 
-    def _loss_with_unlabelled(self, images, labels, weights, params) -> torch.Tensor:
-        """The labelled loss plus the unlabelled pixels' (see :mod:`.unlabelled`)."""
+    def _consistency_loss(self, images, labels, weights, params) -> torch.Tensor:
+        """The labelled loss over both views plus the second view's on unlabelled pixels (see :mod:`.unlabelled`)."""
         config = self.config
-        if config.unlabelled_loss == "consistency":
-            # Both views in one forward pass (one pass is also what DDP expects before a backward).
-            view = second_view(images, params, self.generator, self.channels_last)
-            with self.autocast():
-                both = self.net(torch.cat([images, view]))
-            logits, logits_view = both.chunk(2)
-            targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
-            two = torch.cat([labels, labels]), None if weights is None else torch.cat([weights, weights])
-            loss = segmentation_loss(both.float(), two[0], config.loss, self.data.class_weights, two[1])
-            return loss + config.unlabelled_weight * pseudo_label_loss(logits_view, targets, mask)
+        view = second_view(images, params, self.generator, self.channels_last)
+        # Both views in one forward pass (one pass is also what DDP expects before a backward).
         with self.autocast():
-            logits = self.net(images)
-        loss = segmentation_loss(logits.float(), labels, config.loss, self.data.class_weights, weights)
+            both = self.net(torch.cat([images, view]))
+        logits, logits_view = both.chunk(2)
         targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
-        return loss + config.unlabelled_weight * pseudo_label_loss(logits, targets, mask)
+        both_weights = None if weights is None else torch.cat([weights, weights])
+        loss = segmentation_loss(both.float(), torch.cat([labels, labels]), config.loss, self.data.class_weights,
+                                 both_weights)
+        return loss + config.unlabelled_weight * pseudo_label_loss(logits_view, targets, mask)
 
     def _step(self) -> bool:
         """One training step; False when it did not count (out of memory: the batch was halved).
