@@ -138,6 +138,41 @@ def test_an_object_across_a_block_corner_is_one_instance_measured_once(tmp_path,
     assert abs(float(row["centroid_y_px"]) - 128) < 0.5 and abs(float(row["centroid_x_px"]) - 128) < 0.5
 
 
+def touching_pairs(shape, block, radius=9) -> tuple[np.ndarray, int]:
+    """Pairs of discs that touch (centres 1.8 radii apart) along oblique lines, each pair's point of contact
+    on a block face, so that the face crosses the line between the two; and the number of discs."""
+    image = np.zeros(shape, np.float32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    count = 0
+    for i, face in enumerate(range(block, shape[1], block)):  # vertical faces
+        for j, y in enumerate(range(24, shape[0] - 24, 48)):
+            angle = np.deg2rad(25 + 20 * ((i + j) % 3))  # 25, 45, 65 degrees from the face's normal
+            dy, dx = 0.9 * radius * np.sin(angle), 0.9 * radius * np.cos(angle)
+            for sign in (-1, 1):
+                cy, cx = y + sign * dy, face - 0.5 + sign * dx
+                image[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = 1.0
+                count += 1
+    return image, count
+
+
+def test_touching_objects_that_a_block_face_separates_stay_two(tmp_path, nuclei_model):
+    image, count = touching_pairs((256, 256), 64)
+    source = as_zarr(tmp_path / "image.zarr", image, (64, 64))
+    whole = outputs(tmp_path / "whole", "instances")
+    predict_blockwise(source, nuclei_model, whole, BlockwiseConfig(block_size=256))
+    expected = level0(whole["instances"])
+    assert expected.max() == count  # one block: the watershed separates every touching pair
+    blocks = outputs(tmp_path / "blocks", "instances", "measurements")
+    predict_blockwise(source, nuclei_model, blocks, BlockwiseConfig(block_size=64))
+    got = level0(blocks["instances"])
+    assert got.max() == count
+    assert len(list(csv.DictReader(blocks["measurements"].open()))) == count
+    for label in range(1, count + 1):  # each object is the one-block object, cut by faces or not
+        mine = got == label
+        theirs = expected == np.bincount(expected[mine]).argmax()
+        assert (mine & theirs).sum() / (mine | theirs).sum() > 0.95
+
+
 def test_a_stopped_run_continues_and_ends_identical(tmp_path, random_model):
     image = np.random.default_rng(2).random((300, 300), dtype=np.float32)
     source = as_zarr(tmp_path / "image.zarr", image, (100, 100))

@@ -21,6 +21,7 @@ from unet_studio.core.train import (
     Ranks,
     TrainingSet,
     end_process_group,
+    exit_spawned_rank,
     free_port,
     start_process_group,
     train,
@@ -103,6 +104,7 @@ def _train_rank(rank: int, address: str, out: str, configs: dict[int, TrainConfi
         finished = True
     finally:
         end_process_group(wait_for_others=finished)
+    exit_spawned_rank(0)  # as `train --gpus` ends its ranks
 
 
 def _spawn(out, configs) -> dict[int, tuple[int, str]]:

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 
@@ -140,7 +139,7 @@ def _join_all(processes, timeout_s: float) -> None:
 def _spawned_rank(index: int, args: argparse.Namespace, world: int, backend: str, address: str, results,
                   run_rank: RankRunner) -> None:
     """One process started by ``--gpus``: train as rank ``index`` and report (rank, status, error) to the parent."""
-    from ..core.train import Ranks
+    from ..core.train import Ranks, exit_spawned_rank
 
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="unet-studio train: %(levelname)s: %(message)s")
@@ -159,8 +158,9 @@ def _spawned_rank(index: int, args: argparse.Namespace, world: int, backend: str
     try:
         code = _train_as_rank(args, ranks, run_rank, address, on_error=report)
     except BaseException:  # noqa: BLE001 - reported to the parent in one line (the traceback with --debug)
-        sys.exit(failed[0] if failed else 1)
+        exit_spawned_rank(failed[0] if failed else 1)
     results.put((index, code, None))
+    exit_spawned_rank(0)  # the status is in the report; no interpreter teardown (see exit_spawned_rank)
 
 
 def _failure(exc: BaseException, debug: bool, index: int) -> tuple[int, str | None]:

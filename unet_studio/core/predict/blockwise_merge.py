@@ -2,13 +2,16 @@
 
 Each block finds its objects alone (on its window, so that the watershed sees real context) and stores them,
 cropped to the block, with labels offset by ``block.index * capacity`` (capacity: the pixels of a block, an
-upper bound on its objects), so labels never clash. A second pass reads the two pixel rows along every
-block face and pairs the labels that touch across it; the pairs are joined by connected components of a
-graph (scipy's union-find equivalent), objects smaller than ``min_size`` in total are dropped, and the rest
-are numbered 1..N in block order. A third pass rewrites each block with its final labels, and a fourth
-measures each object once, in the block where its bounding box starts (the same approach as
-``dask_image.ndmeasure.label`` and Cellpose's ``distributed_segmentation``, which link labels touching
-across block faces).
+upper bound on its objects), so labels never clash, and records what it saw one pixel beyond its top and
+left faces in its own labels (:func:`halos`). A second pass matches the labels in that one-pixel overlap:
+the neighbour's own labels of those pixels against the block's view of them; two labels are one object when
+each covers at least half of the other's pixels there (:func:`matched_across`). An object cut by the face
+matches; two neighbours that touch along the face do not, even where the face runs exactly between them. The pairs are joined by
+connected components of a graph (scipy's union-find equivalent), objects smaller than ``min_size`` in total
+are dropped, and the rest are numbered 1..N in block order. A third pass rewrites each block with its final
+labels, and a fourth measures each object once, in the block where its bounding box starts.
+``dask_image.ndmeasure.label`` links every pair of labels that touch across a face; for touching objects
+(nuclei in a tissue) that would join neighbours wherever a face crosses the line between them.
 """
 
 from __future__ import annotations
@@ -51,20 +54,60 @@ def local_objects(objects: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndar
     return labels, BlockObjects(areas, boxes)
 
 
+def halos(found: np.ndarray, crop: tuple[slice, slice], local: np.ndarray) -> dict[str, np.ndarray]:
+    """What a block saw just outside its core: the pixel row above it (``above``) and the column left of it
+    (``left``), where its window reaches there, in the block's own local labels (0: background, or an object
+    of the window that does not enter the core).
+
+    ``found`` holds the objects of the whole window, ``crop`` places the core in it and ``local`` holds the
+    core's local labels (:func:`local_objects`). The merge compares them with the neighbour's own labels of
+    the same pixels: one object cut by the face carries one label of each block there, two neighbours that
+    touch along the face do not.
+    """
+    found = np.asarray(found)
+    inside = found[crop]
+    lookup = np.zeros(int(found.max(initial=0)) + 1, np.int64)
+    lookup[inside[local > 0]] = local[local > 0]
+    rows, cols = crop
+    out = {}
+    if rows.start > 0:
+        out["above"] = lookup[found[rows.start - 1, cols]]
+    if cols.start > 0:
+        out["left"] = lookup[found[rows, cols.start - 1]]
+    return out
+
+
 def face_pairs(above: np.ndarray | None, below: np.ndarray | None, left: np.ndarray | None,
                right: np.ndarray | None) -> np.ndarray:
-    """(n, 2) label pairs that touch across a block's top face (``above``/``below``: the pixel rows on either
-    side) and its left face (``left``/``right``: the columns), each pair once."""
-    pairs = []
-    for first, second in ((above, below), (left, right)):
-        if first is None:
-            continue
-        first, second = np.asarray(first).ravel(), np.asarray(second).ravel()
-        touching = (first > 0) & (second > 0) & (first != second)
-        pairs.append(np.stack([first[touching], second[touching]], axis=1))
+    """(n, 2) label pairs that are one object cut by a block's top face or its left face, each pair once.
+
+    ``above`` holds the upper neighbour's labels of the pixel row above the face and ``below`` the block's
+    labels of the same row (its halo, :func:`halos`); ``left`` and ``right`` the same for the column left of
+    the left face. (For a block recorded without halos, ``below``/``right`` are its own first row/column:
+    labels facing each other across the face, a weaker test.) Pairs must match (:func:`matched_across`).
+    """
+    pairs = [matched_across(first, second) for first, second in ((above, below), (left, right))
+             if first is not None]
     if not pairs:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def matched_across(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(n, 2) pairs (a, b) of labels of two blocks along one face (``first[i]`` and ``second[i]`` label the
+    same pixel, or two pixels facing each other) that meet on at least half of a's pixels there and half of
+    b's (background 0 is never paired)."""
+    first = np.asarray(first, np.int64).ravel()
+    second = np.asarray(second, np.int64).ravel()
+    facing = (first > 0) & (second > 0) & (first != second)
+    if not facing.any():
+        return np.zeros((0, 2), np.int64)
+    pairs, contacts = np.unique(np.stack([first[facing], second[facing]], axis=1), axis=0, return_counts=True)
+    runs_first = dict(zip(*np.unique(first, return_counts=True)))
+    runs_second = dict(zip(*np.unique(second, return_counts=True)))
+    run_a = np.array([runs_first[a] for a in pairs[:, 0]])
+    run_b = np.array([runs_second[b] for b in pairs[:, 1]])
+    return pairs[(2 * contacts >= run_a) & (2 * contacts >= run_b)]
 
 
 @dataclass
@@ -153,4 +196,4 @@ def measure_chosen(instances: np.ndarray, chosen: np.ndarray, intensity: np.ndar
     return table
 
 
-__all__ = ["BlockObjects", "MergedObjects", "face_pairs", "local_objects", "measure_chosen", "merge_objects"]
+__all__ = ["BlockObjects", "MergedObjects", "face_pairs", "halos", "local_objects", "matched_across", "measure_chosen", "merge_objects"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import InferConfig
 from ..errors import InferenceError, UNetStudioError
-from .blockwise_merge import BlockObjects, face_pairs, local_objects, measure_chosen
+from .blockwise_merge import BlockObjects, face_pairs, halos, local_objects, measure_chosen
 from .blockwise_plan import Block, read_region
 from .instances import objects_of_slice
 from .postprocess import InstanceConfig, probabilities_to_labels
@@ -118,11 +118,11 @@ def _open(path: str):
     return zarr.open_array(path, mode="r+")
 
 
-def _save_objects(job: BlockJob, block: Block, objects: BlockObjects) -> None:
+def _save_objects(job: BlockJob, block: Block, objects: BlockObjects, seen: dict[str, np.ndarray]) -> None:
     from ..io import write_bytes
 
     buffer = io.BytesIO()
-    np.savez(buffer, areas=objects.areas, boxes=objects.boxes)
+    np.savez(buffer, areas=objects.areas, boxes=objects.boxes, **{f"halo_{k}": v for k, v in seen.items()})
     job.done_file(block).parent.mkdir(parents=True, exist_ok=True)
     write_bytes(job.done_file(block), buffer.getvalue())
 
@@ -131,6 +131,12 @@ def load_objects(job: BlockJob, block: Block) -> BlockObjects:
     """The objects a finished block recorded."""
     with np.load(job.done_file(block)) as data:
         return BlockObjects(data["areas"], data["boxes"])
+
+
+def _load_halos(job: BlockJob, block: Block) -> dict[str, np.ndarray]:
+    """What a finished block saw beyond its top and left faces, in its local labels (none recorded: {})."""
+    with np.load(job.done_file(block)) as data:
+        return {name[len("halo_"):]: data[name] for name in data.files if name.startswith("halo_")}
 
 
 def predict_block(block: Block, job: BlockJob) -> BlockObjects | BlockFailure:
@@ -154,26 +160,38 @@ def predict_block(block: Block, job: BlockJob) -> BlockObjects | BlockFailure:
     if "labels" in job.arrays:
         _open(job.arrays["labels"])[core] = probabilities_to_labels(probs[crop], job.class_values, job.infer.thresholds)
     objects = BlockObjects(np.zeros(0, np.int64), np.zeros((0, 4), np.int64))
+    seen: dict[str, np.ndarray] = {}
     if "objects" in job.arrays:
         # on the window, so that the watershed sees real context; min_size is applied after the merge
         config = InstanceConfig(**{**job.instance.to_dict(), "min_size": 0})
         found = objects_of_slice(probs, job.infer.thresholds, list(job.foreground), job.instance_mode, config)
         local, objects = local_objects(found[block.crop], (y0, x0))
+        seen = halos(found, block.crop, local)
         target = _open(job.arrays["objects"])
         target[core] = np.where(local > 0, local + block.index * job.capacity, 0).astype(target.dtype)
-    _save_objects(job, block, objects)
+    _save_objects(job, block, objects, seen)
     return objects
 
 
 def block_faces(block: Block, job: BlockJob) -> np.ndarray:
-    """Pairs of (offset) labels touching across the block's top and left faces."""
+    """Pairs of (offset) labels that are one object cut by the block's top or left face: the neighbours'
+    labels of the pixels beyond each face against this block's view of the same pixels (see
+    :mod:`.blockwise_merge`)."""
     raw = _open(job.arrays["objects"])
+    seen = _load_halos(job, block)
+    offset = block.index * job.capacity
     y0, y1, x0, x1 = block.core
+
+    def mine(name: str, own_edge: np.ndarray) -> np.ndarray:
+        if name not in seen:  # recorded by a version without halos: the block's own first row or column
+            return np.asarray(own_edge)
+        return np.where(seen[name] > 0, seen[name] + offset, 0)
+
     above = below = left = right = None
     if y0 > 0:
-        above, below = raw[y0 - 1, x0:x1], raw[y0, x0:x1]
+        above, below = raw[y0 - 1, x0:x1], mine("above", raw[y0, x0:x1])
     if x0 > 0:
-        left, right = raw[y0:y1, x0 - 1], raw[y0:y1, x0]
+        left, right = raw[y0:y1, x0 - 1], mine("left", raw[y0:y1, x0])
     return face_pairs(above, below, left, right)
 
 

@@ -9,6 +9,7 @@ from .distributed import (
     Ranks,
     choose_backend,
     end_process_group,
+    exit_spawned_rank,
     free_port,
     launched_by_torchrun,
     ranks_from_env,
@@ -20,7 +21,7 @@ from .progress import Calibrator, TrainProgress, learning_rate
 from .setup import StartingWeights
 from .validation import calibrate_thresholds
 
-__all__ = ["SINGLE_PROCESS", "Calibrator", "Ranks", "choose_backend", "end_process_group", "free_port",
-           "launched_by_torchrun", "ranks_from_env", "start_process_group",
+__all__ = ["SINGLE_PROCESS", "Calibrator", "Ranks", "choose_backend", "end_process_group", "exit_spawned_rank",
+           "free_port", "launched_by_torchrun", "ranks_from_env", "start_process_group",
            "StartingWeights", "TrainProgress", "TrainingSet", "calibrate_thresholds", "learning_rate",
            "load_folder", "map_label_values", "pair_files", "train"]
