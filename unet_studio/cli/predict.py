@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import sys
 import time
@@ -251,6 +252,23 @@ def run(args: argparse.Namespace) -> int:
     check_writable(predictor.out)  # a read-only or impossible --out: say so before any work
     if args.dask is not None:
         return predict_dask.run(args, predictor, plan)
+    if args.block_size is not None:  # block by block in this process
+        return predict_dask.run(args, predictor, plan, in_process=True)
+    big = [(path, name) for path, name in plan
+           if predict_dask.needs_blocks(path, predictor.axes, predictor.info.model_config.n_classes)]
+    if big:
+        print(f"{PROG}: {shown_list([p.name for p, _ in big])}: too big to predict whole in the memory "
+              "available; predicting block by block (outputs OME-Zarr)", file=sys.stderr)
+        plan = [item for item in plan if item not in big]
+        code = predict_dask.run(args, copy.copy(predictor), big, in_process=True)  # its outputs: OME-Zarr
+        if not plan:
+            return code
+        return max(code, _run_whole(args, predictor, plan, skipped))
+    return _run_whole(args, predictor, plan, skipped)
+
+
+def _run_whole(args: argparse.Namespace, predictor: _Predictor, plan: list, skipped: list) -> int:
+    """Predict each image of ``plan`` whole (slice by slice), one line per image, and a summary."""
     device = describe_device(predictor.device)
     if skipped:
         print(f"{PROG}: skipped {len(skipped)} file(s) that are outputs of a prediction: "

@@ -13,6 +13,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from ..core.io import available_ram
 from ..core.predict import blockwise_scaler, close_client, open_client
 from .checks import check_int, shown
 from .progress import ProgressBar
@@ -27,15 +28,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
                         help="predict big images block by block on Dask: on a LocalCluster sized to this machine, "
                         "or on the scheduler at ADDRESS (tcp://host:8786); outputs are OME-Zarr")
-    parser.add_argument("--block-size", type=int, default=2048, metavar="PX",
-                        help="side of the blocks predicted by --dask (default 2048; also the output chunks)")
+    parser.add_argument("--block-size", type=int, default=None, metavar="PX",
+                        help="predict block by block, blocks of PX pixels (also the output chunks; default 2048 "
+                        "with --dask): without --dask in this process, so memory stays that of one block; "
+                        "outputs are OME-Zarr. Images whose slice does not fit in memory go block by block anyway")
+
+
+#: Block side when none is given (with --dask, or for an image too big for memory).
+DEFAULT_BLOCK = 2048
+
+
+def needs_blocks(path: Path, axes: str | None, n_classes: int) -> bool:
+    """Whether predicting ``path`` whole would need more than half the memory available now (its one slice,
+    the network's input and the probabilities): such an image is predicted block by block instead of
+    being refused. Only single-slice images stored to be read by region (OME-Zarr, tiled TIFF) qualify, and
+    only when the zarr extras are installed; others keep the refusal that says what to do."""
+    from ..core.io import read_image
+
+    try:
+        import ome_zarr  # noqa: F401
+        import zarr  # noqa: F401
+    except ImportError:
+        return False
+    try:
+        with read_image(path, axes=axes) as stack:
+            if len(stack) != 1:
+                return False
+            pixels = stack.slice_nbytes // max(1, stack.dtype.itemsize)
+    except Exception:  # noqa: BLE001 - the ordinary path reports what is wrong with the file
+        return False
+    need = stack.slice_nbytes + pixels * 4 * (2 + 2 * n_classes)
+    if need <= available_ram() // 2:
+        return False
+    return _by_region(path, axes)
+
+
+def _by_region(path: Path, axes: str | None) -> bool:
+    """Whether ``path`` is stored to be read by region: an OME-Zarr (or zarr) folder, or a tiled TIFF."""
+    from ..core.io import is_zarr_path
+
+    try:
+        if not is_zarr_path(path):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                if not tif.pages[0].is_tiled:
+                    return False
+        from ..core.predict import ImageRef
+
+        ImageRef(str(path), axes).open()
+    except Exception:  # noqa: BLE001 - not readable by region: the ordinary path says what is wrong
+        return False
+    return True
 
 
 def _config(args: argparse.Namespace, predictor, workers: int | None):
     from ..core.predict import BlockwiseConfig, default_threads
 
     export = predictor.export
-    return BlockwiseConfig(block_size=args.block_size, infer=predictor.infer, foreground=export.foreground,
+    return BlockwiseConfig(block_size=args.block_size or DEFAULT_BLOCK, infer=predictor.infer, foreground=export.foreground,
                            instance=export.instance, instance_mode=export.instance_mode,
                            missing_chunks=args.missing_chunks, device=args.device,
                            torch_threads=default_threads(workers) if workers else None)
@@ -72,19 +123,29 @@ def _run_image(client, config, predictor, model_dir: str, path: Path, name: str,
     return None, ["the run ended early"]
 
 
-def run(args: argparse.Namespace, predictor, plan: list[tuple[Path, str]]) -> int:
-    """Predict every input of ``plan`` on Dask; 0 when all are complete, 1 when blocks failed."""
+def run(args: argparse.Namespace, predictor, plan: list[tuple[Path, str]], in_process: bool = False) -> int:
+    """Predict every input of ``plan`` block by block, on Dask (``--dask``) or, ``in_process``, in this
+    process one block after the other; 0 when all are complete, 1 when blocks failed."""
+    import dataclasses
+
     from ..resources import model_folder
 
-    check_int("--block-size", args.block_size, 64, 1 << 16)
+    if args.block_size is not None:
+        check_int("--block-size", args.block_size, 64, 1 << 16)
+    predictor.export = dataclasses.replace(predictor.export, format="zarr")  # blockwise outputs are OME-Zarr
     model_dir = str(model_folder(args.model))  # the workers load it from there, once each
-    client, cluster = open_client(args.dask)
+    client, cluster = (None, None) if in_process else open_client(args.dask)
     failed_blocks = 0
     current = None
     try:
-        where = f"a local cluster of {len(cluster.workers)} worker(s)" if cluster is not None else args.dask
-        print(f"{PROG}: on {where} (dashboard {client.dashboard_link})", file=sys.stderr)
-        config = _config(args, predictor, len(cluster.workers) if cluster is not None else None)
+        if in_process:
+            print(f"{PROG}: block by block in this process (blocks of {args.block_size or DEFAULT_BLOCK} px); "
+                  "outputs are OME-Zarr", file=sys.stderr)
+            config = _config(args, predictor, None)
+        else:
+            where = f"a local cluster of {len(cluster.workers)} worker(s)" if cluster is not None else args.dask
+            print(f"{PROG}: on {where} (dashboard {client.dashboard_link})", file=sys.stderr)
+            config = _config(args, predictor, len(cluster.workers) if cluster is not None else None)
         for path, name in plan:
             current = path
             outputs, failures = _run_image(client, config, predictor, model_dir, path, name, args.overwrite)
@@ -102,12 +163,13 @@ def run(args: argparse.Namespace, predictor, plan: list[tuple[Path, str]]) -> in
                   "same command again to continue", file=sys.stderr)
         raise
     finally:
-        with contextlib.suppress(Exception):
-            close_client(client, cluster)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                close_client(client, cluster)
     if failed_blocks:
         print(f"{PROG}: {failed_blocks} block(s) failed", file=sys.stderr)
         return 1
     return 0
 
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["DEFAULT_BLOCK", "add_arguments", "needs_blocks", "run"]
