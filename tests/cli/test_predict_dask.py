@@ -92,6 +92,23 @@ def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path, image, model_dir
     assert not (tmp_path / "o.ome.zarr").exists()
 
 
+def test_a_port_that_accepts_and_never_answers_is_one_line_not_a_hang(tmp_path, image, model_dir, capsys,
+                                                                      monkeypatch):
+    from unet_studio.core.predict import dask_client
+
+    monkeypatch.setattr(dask_client, "CONNECT_TIMEOUT_S", 2.0)  # the same path as 8 s, sooner
+    monkeypatch.setattr(dask_client.open_client, "__defaults__", (2.0,))
+    with socket.socket() as server:  # accepts connections (the kernel's backlog) and never says a word
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        code, _, err = run_cli(capsys, "--model", model_dir, "--images", image, "--out", tmp_path / "o.ome.zarr",
+                               "--dask", address)
+    assert code == 2
+    assert err.startswith(f"unet-studio predict: error: no Dask scheduler answers at {address} within 2 s")
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_an_output_that_holds_data_is_refused(tmp_path, image, model_dir, capsys):
     out = tmp_path / "o.ome.zarr"
     out.mkdir()

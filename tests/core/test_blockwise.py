@@ -208,6 +208,30 @@ def test_a_corrupt_chunk_fails_its_block_only_and_is_named(tmp_path, random_mode
     assert not targets["labels"].exists()
 
 
+def test_a_missing_chunk_fails_its_blocks_unless_missing_chunks_are_read_as_zeros(tmp_path, random_model):
+    image = np.random.default_rng(5).random((200, 300), dtype=np.float32)
+    source = as_zarr(tmp_path / "image.zarr", image, (100, 100))
+    (tmp_path / "image.zarr" / "c" / "0" / "0").unlink()  # an incomplete copy
+    targets = outputs(tmp_path / "out", "labels")
+    last = predict_blockwise(source, random_model, targets, BlockwiseConfig(block_size=100))
+    assert last.stage == "failed" and not targets["labels"].exists()
+    assert sorted(line.split(" ")[1] for line in last.failures) == ["0_0", "0_1", "1_0", "1_1"]
+    assert all("c/0/0" in line and "missing" in line for line in last.failures)
+    zeros = outputs(tmp_path / "zeros", "labels")
+    last = predict_blockwise(source, random_model, zeros, BlockwiseConfig(block_size=100, missing_chunks="fill"))
+    assert not last.failures and level0(zeros["labels"]).shape == image.shape
+
+
+def test_odd_sizes_on_a_cluster_equal_single_process_prediction(tmp_path, client, random_model):
+    image = np.random.default_rng(6).random((333, 517), dtype=np.float32)
+    targets = outputs(tmp_path, "probabilities")
+    last = predict_blockwise(as_zarr(tmp_path / "image.zarr", image, (50, 70)), random_model, targets,
+                             BlockwiseConfig(block_size=100), client)
+    assert not last.failures
+    expected = predict_probabilities(load_model(random_model)[0], image)
+    np.testing.assert_allclose(level0(targets["probabilities"]), expected, atol=1e-4)
+
+
 def test_outputs_that_hold_data_are_refused_without_overwrite(tmp_path, random_model):
     source = as_zarr(tmp_path / "image.zarr", np.zeros((64, 64), np.float32))
     targets = outputs(tmp_path / "out", "labels")

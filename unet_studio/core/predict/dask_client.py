@@ -34,10 +34,22 @@ def local_workers() -> int:
 
 
 async def _probe(address: str, timeout_s: float) -> None:
+    """Connect to ``address`` and exchange distributed's handshake, all within ``timeout_s``: a port that
+    accepts and never answers (another service, a hung scheduler) fails here instead of hanging."""
     from distributed.comm import connect
 
-    comm = await connect(address, timeout=timeout_s)
-    await comm.close()
+    async def handshake() -> None:
+        comm = await connect(address, timeout=timeout_s)
+        try:
+            await comm.write({"op": "identity"})
+            await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        await asyncio.wait_for(handshake(), timeout_s)
+    except asyncio.TimeoutError:
+        raise TimeoutError("no answer") from None
 
 
 def open_client(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
