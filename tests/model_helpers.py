@@ -21,6 +21,20 @@ def threshold_net() -> UNet:
     return net.eval()
 
 
+#: Min-max normalisation of the whole image (percentiles 0 and 100): the threshold network sees 0..1.
+MIN_MAX = {"method": "percentile", "low": 0.0, "high": 100.0}
+
+
+def save_threshold_model(folder, class_values=(0, 1), normalization=MIN_MAX):
+    """:func:`threshold_net` saved as a model folder (classes background and nucleus); returns ``folder``."""
+    from unet_studio.core.model import ModelInfo, save_model
+
+    net = threshold_net()
+    save_model(folder, net, ModelInfo(net.config, class_values=list(class_values),
+                                      class_names=["background", "nucleus"], normalization=dict(normalization)))
+    return folder
+
+
 #: The normalisation the stand-in starting model was "trained" with: not the default, so a test sees it kept.
 STAND_IN_NORMALIZATION = {"method": "percentile", "low": 0.5, "high": 99.5}
 

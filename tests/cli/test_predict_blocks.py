@@ -18,7 +18,7 @@ import torch
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("ome_zarr")
 
-from model_helpers import threshold_net  # noqa: E402
+from model_helpers import save_threshold_model  # noqa: E402
 from zarr_helpers import release_zarr_threads  # noqa: E402,F401  (autouse: zarr's threads end with each test)
 
 from unet_studio.cli import main, predict_dask  # noqa: E402
@@ -29,11 +29,7 @@ from unet_studio.core.predict import work_folder  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    net = threshold_net()
-    save_model(folder, net, ModelInfo(net.config, class_values=[0, 1], class_names=["background", "nucleus"],
-                                      normalization={"method": "percentile", "low": 0.0, "high": 100.0}))
-    return folder
+    return save_threshold_model(tmp_path_factory.mktemp("model"))
 
 
 def nuclei(shape, count, seed=0) -> np.ndarray:

@@ -13,12 +13,11 @@ zarr = pytest.importorskip("zarr")
 pytest.importorskip("ome_zarr")
 pytest.importorskip("distributed")
 
-from model_helpers import threshold_net  # noqa: E402
+from model_helpers import save_threshold_model  # noqa: E402
 from zarr_helpers import release_zarr_threads  # noqa: E402,F401  (autouse: zarr's threads end with each test)
 
 from unet_studio.cli import main  # noqa: E402
 from unet_studio.core import io  # noqa: E402
-from unet_studio.core.model import ModelInfo, save_model  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,11 +33,7 @@ def dask_offload_thread():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    net = threshold_net()
-    save_model(folder, net, ModelInfo(net.config, class_values=[0, 255], class_names=["background", "nucleus"],
-                                      normalization={"method": "percentile", "low": 0.0, "high": 100.0}))
-    return folder
+    return save_threshold_model(tmp_path_factory.mktemp("model"), class_values=(0, 255))
 
 
 @pytest.fixture

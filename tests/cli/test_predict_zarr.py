@@ -10,26 +10,20 @@ import torch
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("ome_zarr")
 
-from model_helpers import threshold_net  # noqa: E402
+from model_helpers import save_threshold_model  # noqa: E402
 from ome_zarr.io import parse_url  # noqa: E402
 from ome_zarr.reader import Reader  # noqa: E402
 from zarr_helpers import release_zarr_threads  # noqa: E402,F401  (autouse: zarr's threads end with each test)
 
 from unet_studio.cli import main  # noqa: E402
 from unet_studio.core import io  # noqa: E402
-from unet_studio.core.model import ModelInfo, save_model  # noqa: E402
 
 SHAPE = (520, 600)  # two levels with the default pyramid (the next one's longer side 300 >= 256)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    net = threshold_net()
-    info = ModelInfo(net.config, class_values=[0, 1], class_names=["background", "nucleus"],
-                     normalization={"method": "percentile", "low": 0.0, "high": 100.0})
-    save_model(folder, net, info)
-    return folder
+    return save_threshold_model(tmp_path_factory.mktemp("model"))
 
 
 def nuclei(shape=SHAPE, seed=0) -> np.ndarray:

@@ -54,10 +54,11 @@ def needs_blocks(path: Path, axes: str | None, n_classes: int) -> bool:
         with read_image(path, axes=axes) as stack:
             if len(stack) != 1:
                 return False
-            pixels = stack.slice_nbytes // max(1, stack.dtype.itemsize)
+            nbytes = stack.slice_nbytes
+            pixels = nbytes // max(1, stack.dtype.itemsize)
     except Exception:  # noqa: BLE001 - the ordinary path reports what is wrong with the file
         return False
-    need = stack.slice_nbytes + pixels * 4 * (2 + 2 * n_classes)
+    need = nbytes + pixels * 4 * (2 + 2 * n_classes)
     if need <= available_ram() // 2:
         return False
     return _by_region(path, axes)
