@@ -269,11 +269,16 @@ def printed_outputs(stdout: str) -> dict[str, list[str]]:
     return found
 
 
-def predict_ours(test: TestSet, model: Path, work: Path, out: Path) -> tuple[list, list | None, float]:
-    """Labels (and objects, for nuclei) of the test images from ``unet-studio predict``, and its seconds."""
+def predict_ours(test: TestSet, model: Path, work: Path, out: Path,
+                 predict_args: tuple[str, ...] = ()) -> tuple[list, list | None, float]:
+    """Labels (and objects, for nuclei) of the test images from ``unet-studio predict``, and its seconds.
+
+    ``predict_args``: more ``unet-studio predict`` options (e.g. ``--tta``).
+    """
     nuclei = test.kind == "nuclei"
     elapsed, stdout = unet_studio("predict", "--model", str(model), "--images", str(test_dir(test, work)),
-                                  "--out", str(out), "--device", "cpu", *(("--instances",) if nuclei else ()))
+                                  "--out", str(out), "--device", "cpu", *(("--instances",) if nuclei else ()),
+                                  *predict_args)
     printed = printed_outputs(stdout)
     labels, objects = [], []
     for stem in test.stems:
@@ -298,18 +303,20 @@ def steps_of(model: Path):
 
 
 def run_ours(tests, data, work, seconds, seed, records, errors, instance_mode: str = "distance",
-             train_args: tuple[str, ...] = ()) -> None:
+             train_args: tuple[str, ...] = (), predict_args: tuple[str, ...] = ()) -> None:
     """Train each training set once, predict its test sets; append one record per test set.
 
     ``instance_mode``: how instance labels are trained and split (``train --instance-mode``);
-    ``train_args``: more ``unet-studio train`` options (a recipe variant, chosen on validation splits).
+    ``train_args``: more ``unet-studio train`` options (a recipe variant, chosen on validation splits);
+    ``predict_args``: more ``unet-studio predict`` options.
     """
     for training in trainings_of(tests):
         run_dir = Path(tempfile.mkdtemp(prefix=f"{training.key}-{seconds:g}s-seed{seed}-", dir=work))
         try:
             model, train_s = train_ours(training, work, run_dir, seconds, seed, instance_mode, train_args)
             for i, test in enumerate(t for t in tests if t.training == training):
-                labels, objects, predict_s = predict_ours(test, model, work, run_dir / f"predicted-{i}")
+                labels, objects, predict_s = predict_ours(test, model, work, run_dir / f"predicted-{i}",
+                                                          predict_args)
                 records.append({"dataset": test.dataset, "split": test.split, "method": "unet", "seed": seed,
                                 "instance_mode": instance_mode if training.mode == "instances" else None,
                                 "seconds_limit": seconds, **score(test, labels, objects, truths(test, data)),
@@ -374,7 +381,8 @@ def estimate_seconds(n_trainings: int, seconds, seeds) -> float:
 
 
 def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode: str = "distance",
-            forest: bool = True, split: str = "test", train_args: tuple[str, ...] = ()) -> dict:
+            forest: bool = True, split: str = "test", train_args: tuple[str, ...] = (),
+            predict_args: tuple[str, ...] = ()) -> dict:
     """Run everything; return the report (settings, records, headline keys, errors).
 
     ``instance_mode``: ``train --instance-mode`` for the nuclei (three_class or distance); ``forest`` False
@@ -390,7 +398,7 @@ def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode
     work.mkdir(parents=True, exist_ok=True)
     report = {"date": utc_now(), "loadavg_start": loadavg(), "only": list(only), "folds": list(folds),
               "seconds": list(seconds), "seeds": list(seeds), "instance_mode": instance_mode, "split": split,
-              "train_args": list(train_args),
+              "train_args": list(train_args), "predict_args": list(predict_args),
               "records": [], "errors": [],
               "estimate_s": estimate_seconds(len(trainings_of(tests)), seconds, seeds)}
     log(f"generalization: {len(trainings_of(tests))} training set(s) x {len(seeds)} seed(s) x {len(seconds)} "
@@ -403,7 +411,7 @@ def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode
         for limit in seconds:
             for seed in seeds:
                 run_ours(tests, data, work, limit, seed, report["records"], report["errors"], instance_mode,
-                         train_args)
+                         train_args, predict_args)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -447,6 +455,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-args", default="", metavar="ARGS",
                         help="more unet-studio train options for every training, e.g. '--unlabelled-loss pseudo' "
                         "(a recipe variant: compare variants with --split validation)")
+    parser.add_argument("--predict-args", default="", metavar="ARGS",
+                        help="more unet-studio predict options for every prediction, e.g. --predict-args=--tta "
+                        "(with '=': a lone option would be read as this script's)")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="keep the models and predictions here (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
@@ -465,7 +476,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         report = measure(args.only, args.folds, args.seconds, args.seeds, args.work, args.instance_mode,
-                         not args.no_forest, args.split, tuple(shlex.split(args.train_args)))
+                         not args.no_forest, args.split, tuple(shlex.split(args.train_args)),
+                         tuple(shlex.split(args.predict_args)))
     except FileNotFoundError as exc:
         print(f"generalization: {exc}", file=sys.stderr)
         return 2
@@ -473,7 +485,8 @@ def main(argv=None) -> int:
           f"{report['loadavg_start']} at the "
           f"start, {report['loadavg_end']} at the end; {report['duration_s'] / 60:.1f} min; nuclei trained with "
           f"--instance-mode {report['instance_mode']}"
-          + (f"; train options: {' '.join(report['train_args'])}" if report["train_args"] else "") + ")")
+          + (f"; train options: {' '.join(report['train_args'])}" if report["train_args"] else "")
+          + (f"; predict options: {' '.join(report['predict_args'])}" if report["predict_args"] else "") + ")")
     print("\n".join(table(report)))
     if args.json:
         args.json.write_text(json.dumps({**report["headline"], "report": report}, indent=1, default=str))

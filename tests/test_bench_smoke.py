@@ -284,4 +284,6 @@ def test_generalization_metrics_and_splits():
         if test_set.folder == test_set.training.folder:
             assert not set(test_set.stems) & set(test_set.training.stems), test_set
     assert "generalization" in bench.OPT_IN and "generalization" in runner.TIME_LIMITS
+    args = generalization.parse_args(["--predict-args=--tta", "--train-args", "--set weight_average=0.99"])
+    assert args.predict_args == "--tta" and args.train_args == "--set weight_average=0.99"
     assert "generalization" not in runner.parse_args(["--quick"]).names

@@ -162,6 +162,9 @@ class TrainConfig(ConfigDict):
     time_limit_s: float | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
+    # Evaluate, keep and save a moving average of the weights with this decay (0: the latest weights);
+    # see core/train/averaging.py.
+    weight_average: float = 0.0
     schedule: str = "cosine"  # "cosine" (warm-up, then cosine decay to 1%) or "constant"
     warmup_steps: int = 20
     val_fraction: float = 0.2
@@ -210,7 +213,7 @@ class TrainConfig(ConfigDict):
     def __post_init__(self) -> None:
         for name in ("time_limit_s", "learning_rate", "weight_decay", "class_balance_power", "border_weight_w0",
                      "border_weight_sigma", "labelled_bias", "elastic_sigma", "dense_fraction", "score_tie",
-                     "unlabelled_weight", "unlabelled_threshold", "unlabelled_from"):
+                     "unlabelled_weight", "unlabelled_threshold", "unlabelled_from", "weight_average"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, real_number(name, value))
@@ -221,6 +224,8 @@ class TrainConfig(ConfigDict):
             raise ConfigError("batch_size must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.weight_average < 1.0:
+            raise ConfigError(f"weight_average must be in [0, 1) (0: off), got {self.weight_average}")
         if not 0.0 <= self.orientation_until <= 1.0:
             raise ConfigError(f"orientation_until must be in [0, 1], got {self.orientation_until}")
         if self.schedule not in ("cosine", "constant"):

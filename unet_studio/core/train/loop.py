@@ -42,6 +42,7 @@ from ..device import configure_cpu_threads, describe_device, is_out_of_memory, s
 from ..model import output_size
 from ..predict import predict_probabilities
 from . import augment as aug
+from .averaging import WeightAverage
 from .batches import BatchSize, RunData
 from .data import TrainingSet
 from .distributed import SINGLE_PROCESS, Ranks
@@ -164,7 +165,7 @@ class _Trainer:
 
     def _init_device(self) -> None:
         self.model, self.channels_last = place_model(self.model, self.device)
-        # What steps train through (DDP in a distributed run); self.model is validated, previewed and saved.
+        # What steps train through (DDP in a distributed run); self.scored is validated, previewed and saved.
         self.net = self.ranks.wrap(self.model, self.device)
         self.batch = BatchSize(self.config.batch_size, self.device, self.patch)
         self.model.train()
@@ -172,9 +173,17 @@ class _Trainer:
         use_scaler = self.amp_dtype == torch.float16 and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         self.optimizer = make_optimizer(self.model, self.config, self.resume_moments, self.init_from)
+        # What is evaluated, previewed, kept and saved: the trained weights, or their moving average.
+        self.average = (WeightAverage(self.model, self.config.weight_average) if self.config.weight_average
+                        else None)
         self.report_every = 1 if self.device.type == "cpu" else 10  # yielding needs the loss on the host: a sync
         self.description = self.ranks.describe(describe_device(self.device))
         self.loss_sum = torch.zeros((), device=self.device)
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights the run evaluates, previews and keeps (the moving average when there is one)."""
+        return self.model if self.average is None else self.average.module
 
     def autocast(self):
         """The mixed-precision context of this run's forward passes (disabled where it does not pay)."""
@@ -270,6 +279,8 @@ class _Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
         return True
 
     def samples_per_step(self) -> int:
@@ -337,11 +348,12 @@ class _Trainer:
         image = self.dataset.preview_image
         if image is None:
             return None
-        self.model.eval()
+        scored = self.scored
+        scored.eval()
         try:
-            probs = predict_probabilities(self.model, image, InferConfig(device=str(self.device)))
+            probs = predict_probabilities(scored, image, InferConfig(device=str(self.device)))
         finally:
-            self.model.train()
+            scored.train()
         return np.asarray(probs, np.float32)
 
     def _finish(self) -> TrainProgress:
@@ -385,7 +397,7 @@ class _Trainer:
         val, is_best = {"enough": why is None, "reason": why, **validator.describe()}, False
         entry["val_pixels"] = val["pixels"]
         if why is None:
-            val.update(validator.evaluate(self.model, self.dataset.n_classes, self.data.class_weights, self.autocast))
+            val.update(validator.evaluate(self.scored, self.dataset.n_classes, self.data.class_weights, self.autocast))
             entry.update({"val_loss": val["loss"], "mean_f1": val["mean_f1"], "mean_iou": val["mean_iou"],
                           "f1": val["f1"], "iou": val["iou"]})
             is_best = self.best.is_best(val["mean_f1"], val["loss"], self.upright, validator.labelled_fraction)
@@ -395,7 +407,7 @@ class _Trainer:
             is_best = math.isfinite(train_loss)
         self.history.append(entry)
         if is_best:
-            self.keeper.keep(self.model)
+            self.keeper.keep(self.scored)
             self._save(None)
         return val, is_best
 
@@ -407,7 +419,7 @@ class _Trainer:
         With ``moments`` (at the end of a run), the optimizer's current moments are saved beside it, for
         resuming; saves during the run leave them out (they would double or triple what is written).
         """
-        if self.keeper.out_dir is None or not self.keeper.keep_if_nothing_kept(self.model):
+        if self.keeper.out_dir is None or not self.keeper.keep_if_nothing_kept(self.scored):
             return None
         if calibrate:
             self.keeper.calibrate(self.data.validator, self.dataset.n_classes, self.config, self.device, self.autocast)
