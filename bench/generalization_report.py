@@ -15,11 +15,13 @@ from bench import BenchResult, Row
 #: The time limit whose figures get the plain headline keys (the issue's 180 s).
 HEADLINE_SECONDS = 180.0
 #: Measures per kind of data set: pixel F1 only for membranes, objects too for nuclei.
-MEASURES = {"membrane": ("f1",), "nuclei": ("f1", "ap50", "map")}
+MEASURES = {"membrane": ("f1",), "nuclei": ("f1", "ap50", "map"), "foreground": ("f1",)}
 
 
 def kind_of(dataset: str) -> str:
-    return "membrane" if dataset.startswith("isbi") else "nuclei"
+    if dataset.startswith("isbi"):
+        return "membrane"
+    return "foreground" if dataset == "dsb_scribbles" else "nuclei"
 
 
 def datasets_of(report: dict) -> list[str]:

@@ -283,7 +283,37 @@ def test_generalization_metrics_and_splits():
     for test_set in generalization.plan(generalization.DATASETS, (0, 1, 2)):
         if test_set.folder == test_set.training.folder:
             assert not set(test_set.stems) & set(test_set.training.stems), test_set
+    for split in ("validation", "validation2"):  # inside the training split: never a test image
+        for test_set in generalization.plan(generalization.DATASETS, (0, 1, 2), split):
+            fold = int(test_set.split.split()[1]) if test_set.dataset.startswith("dsb") else None
+            held_out = generalization.dsb_split(fold)[1] if fold is not None else isbi_test
+            assert not set(test_set.stems) & set(held_out) and not set(test_set.training.stems) & set(held_out)
+            assert not set(test_set.stems) & set(test_set.training.stems), test_set
+    first, second = (generalization.plan(["dsb_scribbles"], (0,), split)[0] for split in ("validation", "validation2"))
+    assert not set(first.stems) & set(second.stems) and first.training.mode == "scribbles"
     assert "generalization" in bench.OPT_IN and "generalization" in runner.TIME_LIMITS
     args = generalization.parse_args(["--predict-args=--tta", "--train-args", "--set weight_average=0.99"])
     assert args.predict_args == "--tta" and args.train_args == "--set weight_average=0.99"
     assert "generalization" not in runner.parse_args(["--quick"]).names
+
+
+def test_nuclei_scribbles_lie_inside_the_nuclei_and_away_from_them(tmp_path):
+    import tifffile
+    from scipy import ndimage
+
+    from bench import generalization
+
+    yy, xx = np.mgrid[:128, :128]
+    instances = np.zeros((128, 128), np.uint16)
+    for index, (y, x) in enumerate([(30, 30), (30, 90), (90, 40), (95, 100)], start=1):
+        instances[(yy - y) ** 2 + (xx - x) ** 2 <= 12 ** 2] = index
+    (tmp_path / "dsb2018" / "labels").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "dsb2018" / "labels" / "020.tif", instances)
+    training = generalization.Training("dsb_scribbles_f0", "dsb2018", ("020",), "scribbles")
+    strokes = generalization.training_labels(training, tmp_path, "020", 0)
+    nuclei, unlabelled = instances > 0, strokes == generalization.UNLABELLED
+    inner = ndimage.binary_erosion(nuclei, iterations=generalization.NUCLEUS_EROSION)
+    assert (strokes == generalization.FOREGROUND).any() and (strokes == 0).any()
+    assert np.all(inner[strokes == generalization.FOREGROUND])  # nucleus strokes keep off the outlines
+    assert not np.any(nuclei[strokes == 0])  # background strokes never touch a nucleus
+    assert unlabelled.mean() > 0.9  # a few per cent of the pixels are labelled

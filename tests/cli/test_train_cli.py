@@ -154,6 +154,22 @@ def test_unlabelled_loss_and_other_settings_reach_the_run(tmp_path, capsys, tiny
     config = load_model(tmp_path / "m")[1].train_config
     assert config["unlabelled_loss"] == "consistency" and config["unlabelled_weight"] == 0.25
     assert config["scale_range"] == [0.6, 1.6] and config["learning_rate"] == 0.002
+    assert config["edge_smoothness"] == 0.0  # the (tiny) preset's
+
+
+def test_snap_to_edges_reaches_the_run_and_set_still_has_the_last_word(tmp_path, capsys, tiny_preset):
+    images, labels = _folders(tmp_path)
+    code, _, err = _train(capsys, "--images", images, "--labels", labels, "--out", tmp_path / "m", "--snap-to-edges")
+    assert code == 0, err
+    assert load_model(tmp_path / "m")[1].train_config["edge_smoothness"] == 3.0
+    code, _, err = _train(capsys, "--images", images, "--labels", labels, "--out", tmp_path / "o",
+                          "--set", "edge_smoothness=2", "--no-snap-to-edges")
+    assert code == 0, err
+    assert load_model(tmp_path / "o")[1].train_config["edge_smoothness"] == 2.0  # --set is applied last
+    code, _, err = _train(capsys, "--images", images, "--labels", labels, "--out", tmp_path / "n", "--snap-to-edges",
+                          "--set", "edge_smoothness=1.5")
+    assert code == 0, err
+    assert load_model(tmp_path / "n")[1].train_config["edge_smoothness"] == 1.5
 
 
 @pytest.mark.parametrize("setting, words", [("bogus=1", "training settings"), ("scale_range=[2, 1]", "scale_range"),

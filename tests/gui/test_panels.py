@@ -59,6 +59,23 @@ def test_train_click_emits_settings_from_the_widgets(qtbot, training_panel):
     assert blocker.args == [TrainingRequest("classic", time_limit_s=150.0, epochs=7, continue_training=True)]
 
 
+def test_snap_to_edges_is_a_checkbox_that_reaches_the_training_configuration(qtbot, training_panel):
+    panel = training_panel
+    assert panel.snap_check.isChecked()  # on by default, as in the fast preset
+    qtbot.mouseClick(panel.snap_check, LEFT, pos=QtCore.QPoint(8, panel.snap_check.height() // 2))  # its box
+    with qtbot.waitSignal(panel.start_requested, timeout=1000) as blocker:
+        qtbot.mouseClick(panel.train_button, LEFT)
+    request = blocker.args[0]
+    assert not request.snap_to_edges
+    assert request.configs(in_channels=1, n_classes=2)[1].edge_smoothness == 0.0
+    assert TrainingRequest().configs(in_channels=1, n_classes=2)[1].edge_smoothness == 3.0
+    assert TrainingRequest("classic").configs(in_channels=1, n_classes=2)[1].edge_smoothness == 3.0
+    assert TrainingRequest.from_settings(request.to_settings()) == request  # saved with the project
+    assert TrainingRequest.from_settings({"snap_to_edges": "no"}).snap_to_edges  # hand-edited: the default
+    panel.set_settings(TrainingRequest())
+    assert panel.snap_check.isChecked()
+
+
 def test_zero_time_limit_means_none(qtbot, training_panel):
     training_panel.minutes_spin.setValue(0)
     training_panel.seconds_spin.setValue(0)

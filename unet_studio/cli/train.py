@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Default: the preset's")
     parser.add_argument("--unlabelled-weight", type=float, metavar="W",
                         help="weight of that loss against the labelled pixels' (default: the preset's)")
+    parser.add_argument("--snap-to-edges", action=argparse.BooleanOptionalAction, default=None,
+                        help="with sparse labels (scribbles): draw class boundaries on intensity edges, where "
+                             "nothing painted says where a structure ends (default: the preset's; on for fast)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                         help="any other training setting (a field of TrainConfig, e.g. scale_range=[0.6,1.6] or "
                              "learning_rate=0.001; JSON values); repeatable, applied last")
@@ -168,7 +171,7 @@ def run(args: argparse.Namespace, ranks=None) -> int:
 
 def _configs(args: argparse.Namespace, dataset):
     """The preset's model and training configurations, with the options given on the command line."""
-    from ..core.presets import for_instances, preset_configs
+    from ..core.presets import for_instances, preset_configs, snapping_to_edges
 
     model_config, train_config = preset_configs(args.preset, dataset.in_channels, dataset.n_classes)
     changes = {"seed": args.seed, "device": args.device, "num_threads": args.threads}
@@ -182,6 +185,8 @@ def _configs(args: argparse.Namespace, dataset):
         changes["unlabelled_loss"] = args.unlabelled_loss
     if args.unlabelled_weight is not None:
         changes["unlabelled_weight"] = args.unlabelled_weight
+    if args.snap_to_edges is not None:
+        train_config = snapping_to_edges(train_config, args.snap_to_edges)
     if args.instances:
         train_config = for_instances(train_config)
         changes["instance_output"] = "three_class" if _instance_mode(args) == "three_class" else ""

@@ -179,6 +179,11 @@ class TrainConfig(ConfigDict):
     unlabelled_weight: float = 0.5
     unlabelled_threshold: float = 0.9
     unlabelled_from: float = 0.25
+    # With sparse labels: weight of the loss that gives neighbouring pixels of similar intensity the same
+    # class (0: off), and the intensity difference (normalised units) at which that stops mattering (0: the
+    # batch's own contrast); see edge_smoothness_loss in core/train/unlabelled.py.
+    edge_smoothness: float = 0.0
+    edge_sigma: float = 0.0
     class_balance: bool = True
     class_balance_power: float = 0.5  # 1: inverse class frequency (the paper's w_c), 0.5: softer
     border_weight_w0: float = 10.0
@@ -213,7 +218,8 @@ class TrainConfig(ConfigDict):
     def __post_init__(self) -> None:
         for name in ("time_limit_s", "learning_rate", "weight_decay", "class_balance_power", "border_weight_w0",
                      "border_weight_sigma", "labelled_bias", "elastic_sigma", "dense_fraction", "score_tie",
-                     "unlabelled_weight", "unlabelled_threshold", "unlabelled_from", "weight_average"):
+                     "unlabelled_weight", "unlabelled_threshold", "unlabelled_from", "weight_average",
+                     "edge_smoothness", "edge_sigma"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, real_number(name, value))
@@ -224,6 +230,9 @@ class TrainConfig(ConfigDict):
             raise ConfigError("batch_size must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not (self.edge_smoothness >= 0.0 and self.edge_sigma >= 0.0):
+            raise ConfigError(f"edge_smoothness and edge_sigma must be at least 0 (edge_sigma 0: automatic), got "
+                              f"{self.edge_smoothness} and {self.edge_sigma}")
         if not 0.0 <= self.weight_average < 1.0:
             raise ConfigError(f"weight_average must be in [0, 1) (0: off), got {self.weight_average}")
         if not 0.0 <= self.orientation_until <= 1.0:

@@ -10,6 +10,10 @@ from .errors import ConfigError
 
 PRESETS = ("fast", "classic")
 
+#: ``TrainConfig.edge_smoothness`` that snaps sparse labels' class boundaries to intensity edges (the fast
+#: preset's; ``train --snap-to-edges``, the Training panel's "Snap to edges").
+SNAP_TO_EDGES = 3.0
+
 
 def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple[ModelConfig, TrainConfig]:
     """The (ModelConfig, TrainConfig) of preset ``name`` ("fast" or "classic")."""
@@ -20,7 +24,7 @@ def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple
                             learning_rate=3e-3, weight_decay=1e-4, loss="ce", class_balance_power=0.5,
                             eval_every=50, patience=20, preview_every=25, val_fraction=0.1, elastic_sigma=3.0,
                             orientation_until=0.75, unlabelled_loss="pseudo", unlabelled_weight=1.0,
-                            unlabelled_from=0.1)
+                            unlabelled_from=0.1, edge_smoothness=SNAP_TO_EDGES)
         return model, train
     if name == "classic":
         model = ModelConfig(in_channels=in_channels, n_classes=n_classes, base_channels=64, depth=5,
@@ -30,6 +34,17 @@ def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple
                             preview_every=100, warmup_steps=100)
         return model, train
     raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+
+
+
+
+def snapping_to_edges(train_config: TrainConfig, snap: bool = True) -> TrainConfig:
+    """``train_config`` with (``snap``) or without class boundaries drawn to intensity edges where labels are
+    sparse (``train --snap-to-edges`` / ``--no-snap-to-edges``, the Training panel's "Snap to edges"). On the
+    validation images of ``bench/generalization.py``: ISBI scribbles membrane F1 0.802 against 0.772 without;
+    dsb2018 nuclei scribbles 0.832 against 0.846 on one set of 10 images and 0.896 against 0.779 on another
+    (``docs/MEASUREMENTS.md``)."""
+    return train_config.replace(edge_smoothness=SNAP_TO_EDGES if snap else 0.0)
 
 
 def for_instances(train_config: TrainConfig) -> TrainConfig:

@@ -58,7 +58,7 @@ from .setup import (
     place_model,
     resume_moments,
 )
-from .unlabelled import confident_targets, pseudo_label_loss, second_view
+from .unlabelled import confident_targets, edge_smoothness_loss, pseudo_label_loss, second_view
 from .validation import calibrate_thresholds
 
 log = logging.getLogger(__name__)
@@ -213,9 +213,10 @@ class _Trainer:
                                                   self.generator)
         config = self.config
         # Full masks leave nothing unlabelled: their batches train exactly as without (at no extra cost).
-        unlabelled = self._learning_from_unlabelled() and bool((labels == 0).any())
+        sparse = bool((labels == 0).any())
+        unlabelled = self._learning_from_unlabelled() and sparse
         if unlabelled and config.unlabelled_loss == "consistency":
-            loss = self._consistency_loss(images, labels, weights, params)
+            loss, logits = self._consistency_loss(images, labels, weights, params)
         else:
             with self.autocast():
                 logits = self.net(images)
@@ -223,6 +224,8 @@ class _Trainer:
             if unlabelled:  # pseudo-labels: this pass's confident predictions (see :mod:`.unlabelled`)
                 targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
                 loss = loss + config.unlabelled_weight * pseudo_label_loss(logits, targets, mask)
+        if sparse and config.edge_smoothness > 0:  # where the strokes' structures end (see :mod:`.unlabelled`)
+            loss = loss + config.edge_smoothness * edge_smoothness_loss(logits, images, config.edge_sigma)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -235,8 +238,9 @@ class _Trainer:
         return (config.unlabelled_loss != "off" and config.unlabelled_weight > 0
                 and self.progress >= config.unlabelled_from)
 
-    def _consistency_loss(self, images, labels, weights, params) -> torch.Tensor:
-        """The labelled loss over both views plus the second view's on unlabelled pixels (see :mod:`.unlabelled`)."""
+    def _consistency_loss(self, images, labels, weights, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """The labelled loss over both views plus the second view's on unlabelled pixels (see :mod:`.unlabelled`),
+        and the first view's logits."""
         config = self.config
         view = second_view(images, params, self.generator, self.channels_last)
         # Both views in one forward pass (one pass is also what DDP expects before a backward).
@@ -247,7 +251,7 @@ class _Trainer:
         both_weights = None if weights is None else torch.cat([weights, weights])
         loss = segmentation_loss(both.float(), torch.cat([labels, labels]), config.loss, self.data.class_weights,
                                  both_weights)
-        return loss + config.unlabelled_weight * pseudo_label_loss(logits_view, targets, mask)
+        return loss + config.unlabelled_weight * pseudo_label_loss(logits_view, targets, mask), logits
 
     def _step(self) -> bool:
         """One training step; False when it did not count (out of memory: the batch was halved).

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...core.config import ModelConfig, TrainConfig
 from ...core.errors import ConfigError
-from ...core.presets import PRESETS, preset_configs
+from ...core.presets import PRESETS, preset_configs, snapping_to_edges
 from ...resources import STARTING_MODELS
 
 
@@ -29,6 +29,9 @@ class TrainingRequest:
     starting_model
         The name of a bundled starting model (:data:`~unet_studio.resources.STARTING_MODELS`) whose weights
         the run starts from (a new run: fresh history, the project's classes); "" for a new model.
+    snap_to_edges
+        Draw class boundaries on intensity edges where the labels are sparse
+        (:func:`~unet_studio.core.presets.snapping_to_edges`).
     """
 
     preset: str = "fast"
@@ -36,6 +39,7 @@ class TrainingRequest:
     epochs: int = 50
     continue_training: bool = False
     starting_model: str = ""
+    snap_to_edges: bool = True
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -47,6 +51,8 @@ class TrainingRequest:
         if self.starting_model and self.starting_model not in STARTING_MODELS:
             raise ConfigError(f"unknown starting model {self.starting_model!r}: choose one of "
                               f"{', '.join(STARTING_MODELS)}")
+        if not isinstance(self.snap_to_edges, bool):
+            raise ConfigError(f"snap_to_edges must be true or false, got {self.snap_to_edges!r}")
         if self.starting_model and self.continue_training:
             raise ConfigError("start either from the project's model or from a starting model, not both")
 
@@ -56,8 +62,9 @@ class TrainingRequest:
         return "current" if self.continue_training else (self.starting_model or "new")
 
     def configs(self, in_channels: int, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
-        """The preset's configurations with this request's epochs and time limit."""
+        """The preset's configurations with this request's epochs, time limit and edge snapping."""
         model_config, train_config = preset_configs(self.preset, in_channels, n_classes)
+        train_config = snapping_to_edges(train_config, self.snap_to_edges)
         return model_config, train_config.replace(epochs=self.epochs, time_limit_s=self.time_limit_s)
 
     def to_settings(self) -> dict:

@@ -96,6 +96,11 @@ class TrainingPanel(QtWidgets.QWidget):
         self.start_combo.setToolTip(
             "new model: train from scratch. A bundled model: start from its weights and fine-tune it on your "
             "labels (its first prediction shows at once). This project's model: continue its training")
+        self.snap_check = QtWidgets.QCheckBox("Snap to edges")
+        self.snap_check.setChecked(True)
+        self.snap_check.setToolTip(
+            "With scribbles: draw class boundaries on intensity edges, where your strokes do not say where a "
+            "structure ends (untick if objects come out smaller than they are). No effect on fully painted labels")
         self.train_button = QtWidgets.QPushButton("Train")
         self._settings_widgets = (
             self.preset_combo,
@@ -103,6 +108,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self.seconds_spin,
             self.epochs_spin,
             self.start_combo,
+            self.snap_check,
         )
 
     def _build_feedback(self) -> None:
@@ -140,6 +146,7 @@ class TrainingPanel(QtWidgets.QWidget):
         form.addRow("Time limit", time_row)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Start from", self.start_combo)
+        form.addRow("", self.snap_check)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.train_button)
@@ -161,7 +168,8 @@ class TrainingPanel(QtWidgets.QWidget):
         return TrainingRequest(preset=self.preset_combo.currentText(),
                                time_limit_s=float(seconds) if seconds > 0 else None,
                                epochs=self.epochs_spin.value(), continue_training=start == CURRENT,
-                               starting_model=start if start in STARTING_MODELS else "")
+                               starting_model=start if start in STARTING_MODELS else "",
+                               snap_to_edges=self.snap_check.isChecked())
 
     def set_settings(self, request: TrainingRequest) -> None:
         """Show ``request`` in the widgets (emits nothing)."""
@@ -171,6 +179,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.seconds_spin.setValue(seconds % 60)
         self.epochs_spin.setValue(request.epochs)
         self.set_start_from(request.start_from)
+        self.snap_check.setChecked(request.snap_to_edges)
 
     def start_from(self) -> str:
         """The "Start from" choice: "new", "current" (this project's model) or a starting model's name."""

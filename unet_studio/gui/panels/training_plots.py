@@ -14,6 +14,10 @@ PLOT_HEIGHT = 110
 _RUN_PEN = pg.mkPen("#909090", width=1, style=pg.QtCore.Qt.PenStyle.DashLine)
 
 
+#: Width in pixels of the plots' value axes (room for labels such as 0.0001).
+LEFT_AXIS_WIDTH = 44
+
+
 class CurvePlot(pg.PlotWidget):
     """A small plot of one or more named curves that grow point by point."""
 
@@ -25,6 +29,9 @@ class CurvePlot(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.showGrid(x=True, y=True, alpha=0.2)
+        # One width for every plot's value axis: plots linked on x then show the same steps one above the other
+        # (with widths that follow the tick labels, a loss of "1.25" against scores of "0.8" shifts one plot).
+        self.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
         if len(names_and_colors) > 1:
             # Bottom right: scores rise toward the top right, where a legend would hide the latest ones.
             self.addLegend(offset=(-5, -5), labelTextSize="8pt")
