@@ -36,8 +36,6 @@ def preset_configs(name: str, in_channels: int = 1, n_classes: int = 2) -> tuple
     raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
 
 
-
-
 def snapping_to_edges(train_config: TrainConfig, snap: bool = True) -> TrainConfig:
     """``train_config`` with (``snap``) or without class boundaries drawn to intensity edges where labels are
     sparse (``train --snap-to-edges`` / ``--no-snap-to-edges``, the Training panel's "Snap to edges"). On the

@@ -46,7 +46,3 @@ class WeightAverage:
             else:
                 mine.copy_(theirs)
         torch._foreach_lerp_(averaged, current, 1.0 - keep)
-
-    def train(self, mode: bool = True) -> None:
-        """Put the average in training or evaluation mode (it is never trained: only its norm layers care)."""
-        self.module.train(mode)

@@ -213,8 +213,9 @@ class _Trainer:
                                                   self.generator)
         config = self.config
         # Full masks leave nothing unlabelled: their batches train exactly as without (at no extra cost).
-        sparse = bool((labels == 0).any())
-        unlabelled = self._learning_from_unlabelled() and sparse
+        learning, snapping = self._learning_from_unlabelled(), config.edge_smoothness > 0
+        sparse = (learning or snapping) and bool((labels == 0).any())  # the check waits for the device: only if asked
+        unlabelled = learning and sparse
         if unlabelled and config.unlabelled_loss == "consistency":
             loss, logits = self._consistency_loss(images, labels, weights, params)
         else:
@@ -224,7 +225,7 @@ class _Trainer:
             if unlabelled:  # pseudo-labels: this pass's confident predictions (see :mod:`.unlabelled`)
                 targets, mask = confident_targets(logits, labels, config.unlabelled_threshold)
                 loss = loss + config.unlabelled_weight * pseudo_label_loss(logits, targets, mask)
-        if sparse and config.edge_smoothness > 0:  # where the strokes' structures end (see :mod:`.unlabelled`)
+        if snapping and sparse:  # where the strokes' structures end (see :mod:`.unlabelled`)
             loss = loss + config.edge_smoothness * edge_smoothness_loss(logits, images, config.edge_sigma)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:

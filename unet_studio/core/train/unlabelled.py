@@ -28,7 +28,6 @@ validation set and 0.832 against 0.846 on another (``docs/MEASUREMENTS.md``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import torch
@@ -71,15 +70,20 @@ def _offsets(radius: int) -> list[tuple[int, int]]:
             if (dy > 0 or dx > 0) and dy * dy + dx * dx <= radius * radius]
 
 
+def _contrast_scale(images: torch.Tensor) -> torch.Tensor:
+    """:func:`contrast_sigma` as a 0-d tensor on the images' device (no wait for the device in a step)."""
+    images = images.detach().float()
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).square().sum(dim=1).mean()
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).square().sum(dim=1).mean()
+    value = torch.sqrt(((horizontal + vertical) / 2).double())  # 0-d: the weights stay in float32
+    return torch.nan_to_num(value, nan=1e-3, posinf=1e-3).clamp_min(1e-3)
+
+
 def contrast_sigma(images: torch.Tensor) -> float:
     """The root mean square intensity difference between horizontal and vertical neighbours of ``images``
     (B, C, Y, X), channels summed: GrabCut's choice of the contrast scale (Rother et al., 2004), at least
     1e-3. About 0.1 on ISBI's EM slices (normalised), 0.03 on dsb2018's fluorescence nuclei."""
-    images = images.detach().float()
-    horizontal = (images[..., :, 1:] - images[..., :, :-1]).square().sum(dim=1).mean()
-    vertical = (images[..., 1:, :] - images[..., :-1, :]).square().sum(dim=1).mean()
-    value = float(torch.sqrt((horizontal + vertical) / 2))
-    return value if math.isfinite(value) and value > 1e-3 else 1e-3
+    return float(_contrast_scale(images))
 
 
 def edge_smoothness_loss(logits: torch.Tensor, images: torch.Tensor, sigma: float = 0.0,
@@ -98,15 +102,14 @@ def edge_smoothness_loss(logits: torch.Tensor, images: torch.Tensor, sigma: floa
     top = (images.shape[-2] - height) // 2
     left = (images.shape[-1] - width) // 2
     image = images[..., top:top + height, left:left + width].detach().float()
-    if sigma <= 0:
-        sigma = contrast_sigma(image)
+    scale = _contrast_scale(image) if sigma <= 0 else sigma
     total = probabilities.new_zeros(())
     pairs = 0
     for dy, dx in _offsets(radius):
         ys, yd = slice(0, height - dy), slice(dy, height)
         xs, xd = (slice(0, width - dx), slice(dx, width)) if dx >= 0 else (slice(-dx, width), slice(0, width + dx))
         difference = (image[..., ys, xs] - image[..., yd, xd]).square().sum(dim=1)
-        weight = torch.exp(difference / (-2.0 * sigma * sigma))
+        weight = torch.exp(difference / (-2.0 * scale * scale))
         agreement = (probabilities[..., ys, xs] * probabilities[..., yd, xd]).sum(dim=1)
         total = total + (weight * (1.0 - agreement)).sum()
         pairs += weight.numel()
