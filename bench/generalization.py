@@ -361,8 +361,12 @@ def forest_pairs(training: Training, data: Path):
         yield read(data / training.folder / "images" / f"{stem}.tif"), labels
 
 
-def run_forest(tests, data, seeds, records) -> None:
-    """One forest per training and seed, features computed once; append one record per test set and seed."""
+def run_forest(tests, data, seeds, records, keep: Path | None = None) -> None:
+    """One forest per training and seed, features computed once; append one record per test set and seed.
+
+    ``keep``: also write the forest's labels there (``forest-TRAINING-seedN/STEM_labels.tif``, as ``unet-studio
+    predict`` names them), for looking at its errors beside the network's (``bench/outline_errors.py``).
+    """
     from bench import forest
 
     for training in trainings_of(tests):
@@ -385,12 +389,25 @@ def run_forest(tests, data, seeds, records) -> None:
                     preds[seed].append(forest.predict(forests[seed], feats))
                     predict_s[seed] += time.perf_counter() - started
             truth = truths(test, data)
+            if keep is not None:
+                save_labels(keep, training, test, preds)
             for seed in seeds:
                 objects = [forest.objects(p != 0) for p in preds[seed]] if test.kind == "nuclei" else None
                 records.append({"dataset": test.dataset, "split": test.split, "method": "rf", "seed": seed,
                                 **score(test, preds[seed], objects, truth),
                                 "seconds": train_s + fit_s[seed] + features_s + predict_s[seed]})
                 log(f"  forest {test.dataset} {test.split}, seed {seed}: {records[-1]}")
+
+
+def save_labels(keep: Path, training: Training, test: TestSet, preds: dict) -> None:
+    """The forest's labels of ``test``, per seed, under ``keep`` (uint8, the training labels' values)."""
+    import tifffile
+
+    for seed, labels in preds.items():
+        folder = keep / f"forest-{training.key}-{test.dataset}-seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, label in zip(test.stems, labels):
+            tifffile.imwrite(folder / f"{stem}_labels.tif", np.asarray(label).astype(np.uint8))
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -428,7 +445,7 @@ def measure(only, folds, seconds, seeds, work: Path | None = None, instance_mode
     try:
         report["scribble_coverage"] = prepare(tests, data, work)
         if forest:
-            run_forest(tests, data, seeds, report["records"])
+            run_forest(tests, data, seeds, report["records"], work if keep else None)
         for limit in seconds:
             for seed in seeds:
                 run_ours(tests, data, work, limit, seed, report["records"], report["errors"], instance_mode,
@@ -481,7 +498,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="more unet-studio predict options for every prediction, e.g. --predict-args=--tta "
                         "(with '=': a lone option would be read as this script's)")
     parser.add_argument("--work", type=Path, metavar="DIR",
-                        help="keep the models and predictions here (default: a temporary folder, removed)")
+                        help="keep the models and predictions (the forest's too, forest-* folders) here, e.g. for "
+                             "bench/outline_errors.py (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
     args.only, args.folds = list(dict.fromkeys(args.only)), list(dict.fromkeys(args.folds))
     unknown = [name for name in args.only if name not in DATASETS]

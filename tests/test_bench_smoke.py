@@ -317,3 +317,40 @@ def test_nuclei_scribbles_lie_inside_the_nuclei_and_away_from_them(tmp_path):
     assert np.all(inner[strokes == generalization.FOREGROUND])  # nucleus strokes keep off the outlines
     assert not np.any(nuclei[strokes == 0])  # background strokes never touch a nucleus
     assert unlabelled.mean() > 0.9  # a few per cent of the pixels are labelled
+
+
+def test_outline_errors_tell_outlines_off_by_a_pixel_from_missed_and_spurious_objects(tmp_path):
+    import tifffile
+    from scipy import ndimage
+
+    from bench import generalization, outline_errors
+
+    yy, xx = np.mgrid[:96, :96]
+    truth = np.zeros((96, 96), np.uint16)
+    for index, (y, x) in enumerate([(24, 24), (24, 70), (70, 30)], start=1):
+        truth[(yy - y) ** 2 + (xx - x) ** 2 <= 9 ** 2] = index
+    nuclei = truth > 0
+    wide = ndimage.binary_dilation(nuclei)  # every outline one pixel too far out
+    counts = outline_errors.split_errors(wide, nuclei)
+    assert counts["wide"] == (wide & ~nuclei).sum() > 0
+    assert counts["spurious"] == counts["tight"] == counts["missed"] == 0
+    blob = (yy - 75) ** 2 + (xx - 75) ** 2 <= 4 ** 2  # a spurious object, the third nucleus missed
+    other = (nuclei & (truth != 3)) | blob
+    counts = outline_errors.split_errors(other, nuclei)
+    assert counts["spurious"] == blob.sum() and counts["wide"] == 0
+    assert counts["tight"] + counts["missed"] == (truth == 3).sum() and counts["missed"] > counts["tight"]
+
+    (tmp_path / "truth").mkdir()
+    tifffile.imwrite(tmp_path / "truth" / "000.tif", truth)
+    test = generalization.TestSet("dsb_scribbles", "fold 0", "dsb2018", ("000",),
+                                  generalization.Training("dsb_scribbles_f0", "dsb2018", ("001",), "scribbles"),
+                                  "foreground")
+    generalization.save_labels(tmp_path, test.training, test, {0: [np.where(wide, 255, 0)]})
+    folder = tmp_path / "forest-dsb_scribbles_f0-dsb_scribbles-seed0"
+    report = outline_errors.measure([folder], tmp_path / "truth")[str(folder)]
+    assert report["images"] == 1 and report["f1"] < 0.95
+    assert report["f1_outlines_right"] == 1.0 and report["f1_shrunk_1px"] == 1.0
+    assert 1.0 <= report["shift_px"] < 1.5 and report["f1_grown_1px"] < report["f1"]
+    assert outline_errors.main([str(folder), "--truth", str(tmp_path / "truth"), "--json",
+                                str(tmp_path / "r.json")]) == 0
+    assert outline_errors.main([str(folder), "--truth", str(tmp_path / "nowhere")]) == 2
