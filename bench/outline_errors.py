@@ -36,16 +36,24 @@ from scipy import ndimage
 BAND = 2
 
 
-def split_errors(pred: np.ndarray, truth: np.ndarray, band: int = BAND) -> dict[str, int]:
-    """Counts of true positives and of the four kinds of errors (see the module docstring) of one image."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    outside = ndimage.distance_transform_edt(~truth)  # distance of background pixels to the nearest object
-    inside = ndimage.distance_transform_edt(truth)  # distance of object pixels to the nearest background
-    fp, fn = pred & ~truth, ~pred & truth
+def truth_maps(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """What :func:`split_errors` needs of a true mask, computed once per image: (mask, distance of background
+    pixels to the nearest object, distance of object pixels to the nearest background, outline length)."""
+    truth = np.asarray(truth, bool)
     outline = truth & ~ndimage.binary_erosion(truth, border_value=1)
+    return (truth, ndimage.distance_transform_edt(~truth), ndimage.distance_transform_edt(truth),
+            int(outline.sum()))
+
+
+def split_errors(pred: np.ndarray, truth, band: int = BAND) -> dict[str, int]:
+    """Counts of true positives and of the four kinds of errors (see the module docstring) of one image;
+    ``truth`` is a mask or its :func:`truth_maps`."""
+    truth, outside, inside, outline = truth if isinstance(truth, tuple) else truth_maps(truth)
+    pred = np.asarray(pred, bool)
+    fp, fn = pred & ~truth, ~pred & truth
     return {"tp": int((pred & truth).sum()), "wide": int((fp & (outside <= band)).sum()),
             "spurious": int((fp & (outside > band)).sum()), "tight": int((fn & (inside <= band)).sum()),
-            "missed": int((fn & (inside > band)).sum()), "outline": int(outline.sum()),
+            "missed": int((fn & (inside > band)).sum()), "outline": outline,
             "truth": int(truth.sum()), "pred": int(pred.sum())}
 
 
@@ -53,19 +61,21 @@ def f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
+def summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    return {k: sum(c[k] for c in counts) for k in counts[0]}
+
+
+def f1_of(total: dict[str, int]) -> float:
+    return f1(total["tp"], total["wide"] + total["spurious"], total["tight"] + total["missed"])
+
+
 def summarise(counts: list[dict[str, int]], grown: list[dict[str, int]], shrunk: list[dict[str, int]]) -> dict:
     """The figures of a folder from its per-image counts (and those of its masks grown / shrunk by 1 px)."""
-    total = {k: sum(c[k] for c in counts) for k in counts[0]}
-    tp, fp, fn = total["tp"], total["wide"] + total["spurious"], total["tight"] + total["missed"]
-    band_fixed = f1(tp + total["tight"], total["spurious"], total["missed"])
-
-    def f1_of(cs):
-        t = {k: sum(c[k] for c in cs) for k in cs[0]}
-        return f1(t["tp"], t["wide"] + t["spurious"], t["tight"] + t["missed"])
-
-    return {"f1": f1(tp, fp, fn), "f1_outlines_right": band_fixed,
+    total = summed(counts)
+    return {"f1": f1_of(total), "f1_outlines_right": f1(total["tp"] + total["tight"], total["spurious"],
+                                                         total["missed"]),
             "shift_px": (total["wide"] - total["tight"]) / max(total["outline"], 1),
-            "f1_grown_1px": f1_of(grown), "f1_shrunk_1px": f1_of(shrunk),
+            "f1_grown_1px": f1_of(summed(grown)), "f1_shrunk_1px": f1_of(summed(shrunk)),
             "predicted_over_truth": total["pred"] / max(total["truth"], 1),
             **{f"{k}_share": total[k] / max(total["truth"], 1) for k in ("wide", "spurious", "tight", "missed")}}
 
@@ -81,6 +91,7 @@ def measure(folders: list[Path], truth_dir: Path, band: int = BAND, foreground: 
     """Per folder, :func:`summarise` over the images it and ``truth_dir`` both have."""
     import tifffile
 
+    truths = {}  # each true image read and measured once, whatever the number of folders
     report = {}
     for folder in folders:
         counts, grown, shrunk = [], [], []
@@ -88,12 +99,13 @@ def measure(folders: list[Path], truth_dir: Path, band: int = BAND, foreground: 
             path = prediction_path(folder, truth_path.stem)
             if path is None:
                 continue
+            if truth_path not in truths:
+                truths[truth_path] = truth_maps(tifffile.imread(truth_path) > 0)
             labels = tifffile.imread(path)
             pred = labels != 0 if foreground is None else labels == foreground
-            truth = tifffile.imread(truth_path) > 0
-            counts.append(split_errors(pred, truth, band))
-            grown.append(split_errors(ndimage.binary_dilation(pred), truth, band))
-            shrunk.append(split_errors(ndimage.binary_erosion(pred), truth, band))
+            for into, mask in ((counts, pred), (grown, ndimage.binary_dilation(pred)),
+                               (shrunk, ndimage.binary_erosion(pred))):
+                into.append(split_errors(mask, truths[truth_path], band))
         if counts:
             report[str(folder)] = {"images": len(counts), **summarise(counts, grown, shrunk)}
     return report
